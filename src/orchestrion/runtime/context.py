@@ -1,0 +1,509 @@
+"""The run context and its choke point.
+
+Every agent call and every tool call of a run passes through
+:meth:`RunContext.invoke` (reached as ``ctx.call`` by patterns and as
+``ctx.use`` / ``ctx.call`` by agents).  There, in this order:
+
+1. registry lookup (unknown name: typed error naming caller, step, known names)
+2. permission and taint checks (granted tools; no privileged effect from a tainted step)
+3. journal replay (a completed step returns its recorded output: no call, no cost)
+4. HITL checkpoint hook
+5. input contract validation (a bad input is blamed on the step that produced it)
+6. per attempt: budget (calls; tokens and usd reserved per model request),
+   timeout, the call itself, retry with backoff on transient faults
+7. output contract validation and checks, with bounded repair (the errors go back
+   to the producer as ``ctx.feedback``)
+8. events, step record, usage and cost accounting per agent and step
+
+Nothing else in the runtime calls agents or tools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import BaseModel, ValidationError
+
+from orchestrion.agents.tool import Tool
+from orchestrion.contracts.contract import Check, coerce, format_validation_errors, payload_json
+from orchestrion.cost.prices import price_of, priced
+from orchestrion.cost.usage import Usage
+from orchestrion.errors import (
+    AgentFailed,
+    CapabilityDenied,
+    ContractViolation,
+    GuardTripped,
+    OutputTooLarge,
+    RunError,
+    Signal,
+    StepTimeout,
+)
+from orchestrion.guards.budget import Ledger
+from orchestrion.guards.retry import Retry
+from orchestrion.providers.base import ModelRequest, ModelResponse, Provider, estimate_request_tokens
+from orchestrion.runtime import events as ev
+from orchestrion.runtime.policy import Policy
+from orchestrion.runtime.records import StepRecord
+from orchestrion.runtime.registry import Registry
+from orchestrion.security.envelope import Envelope
+
+if TYPE_CHECKING:
+    from orchestrion.agents.base import AgentLike
+
+
+@dataclass(frozen=True, slots=True)
+class RepairFeedback:
+    """Given to an agent on a repair attempt: what it produced and why it was rejected."""
+
+    output: Any
+    errors: tuple[str, ...]
+    attempt: int
+
+    def message(self) -> str:
+        errs = "\n".join(f"- {e}" for e in self.errors)
+        return f"Your previous output was rejected:\n{errs}\nReturn a corrected output."
+
+
+class Journal(Protocol):
+    """Where completed steps are recorded and replayed from (see orchestrion.store)."""
+
+    async def replay(self, key: str, input_fingerprint: str) -> StepRecord | None: ...
+
+    async def record(self, record: StepRecord, input_fingerprint: str) -> None: ...
+
+
+class Checkpoint(Protocol):
+    """HITL hook consulted before a step runs; may raise ApprovalRequired."""
+
+    async def before(self, ctx: RunContext, key: str, agent: str, payload: Any) -> None: ...
+
+
+class RunContext:
+    """Run-wide state: registry, policy, ledger, events, step records, usage per agent."""
+
+    __slots__ = (
+        "_seq",
+        "answers",
+        "calls_by_agent",
+        "checkpoint",
+        "deps",
+        "events",
+        "journal",
+        "ledger",
+        "listeners",
+        "pending",
+        "policy",
+        "registry",
+        "run_id",
+        "steps",
+        "trace_id",
+        "usage_by_agent",
+        "workflow",
+    )
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        trace_id: str,
+        workflow: str,
+        registry: Registry,
+        policy: Policy,
+        ledger: Ledger,
+        deps: Any = None,
+        journal: Journal | None = None,
+        checkpoint: Checkpoint | None = None,
+        listeners: Sequence[Callable[[ev.Event], None]] = (),
+        answers: dict[str, Any] | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.trace_id = trace_id
+        self.workflow = workflow
+        self.registry = registry
+        self.policy = policy
+        self.ledger = ledger
+        self.deps = deps
+        self.journal = journal
+        self.checkpoint = checkpoint
+        self.listeners = list(listeners)
+        self.events: list[ev.Event] = []
+        self.steps: list[StepRecord] = []
+        self.usage_by_agent: dict[str, Usage] = {}
+        self.calls_by_agent: dict[str, int] = {}
+        self.answers: dict[str, Any] = answers or {}
+        self.pending: list[dict[str, Any]] = []
+        self._seq = 0
+
+    # ------------------------------------------------------------------ events
+
+    def emit(self, cls: type[ev.Event], **fields: Any) -> ev.Event:
+        """Create, number and deliver an event."""
+        self._seq += 1
+        event = cls(seq=self._seq, at=time.time(), **fields)
+        self.events.append(event)
+        for listener in self.listeners:
+            listener(event)
+        return event
+
+    def trip(self, err: GuardTripped) -> None:
+        """Record a guard that tripped, with its limit and measured value."""
+        self.emit(ev.GuardTrippedEvent, step=err.step or "", guard=err.guard,
+                  message=err.message, limit=err.limit, measured=err.measured)
+
+    def last_cancelled(self, prefix: str = "") -> tuple[str | None, str | None]:
+        """(key, agent) of the latest step under ``prefix`` cancelled by a timeout, to blame it."""
+        for rec in reversed(self.steps):
+            if rec.status == "cancelled" and rec.key.startswith(prefix):
+                return rec.key, rec.agent
+        return None, None
+
+    # ------------------------------------------------------------------ the choke point
+
+    async def call(
+        self,
+        name: str,
+        env: Envelope,
+        *,
+        key: str,
+        ledger: Ledger,
+        caller: str | None = None,
+        checks: Sequence[Check] = (),
+        max_repairs: int | None = None,
+    ) -> Envelope:
+        """Invoke agent ``name`` on ``env`` at step ``key``; return its output envelope."""
+        agent = self.registry.agent(name, caller=caller, step=key)
+        return await self.invoke(agent, env, key=key, ledger=ledger, checks=checks,
+                                 max_repairs=max_repairs)
+
+    async def invoke(
+        self,
+        agent: AgentLike,
+        env: Envelope,
+        *,
+        key: str,
+        ledger: Ledger,
+        checks: Sequence[Check] = (),
+        max_repairs: int | None = None,
+    ) -> Envelope:
+        name = agent.name
+        contract = agent.contract
+        fingerprint = ""
+        if self.journal is not None:
+            fingerprint = payload_json(env.payload)
+            replayed = await self.journal.replay(key, fingerprint)
+            if replayed is not None:
+                return self._replay(replayed, env, name)
+        if self.checkpoint is not None:
+            await self.checkpoint.before(self, key, name, env.payload)
+        try:
+            payload = coerce(contract.input, env.payload)
+        except ValidationError as exc:
+            # The producer of the envelope broke the consumer's contract: blame it.
+            errors = format_validation_errors(exc)
+            self.emit(ev.ContractViolated, step=env.key or key, agent=env.sender,
+                      direction="input", errors=tuple(errors), repairing=False)
+            raise ContractViolation(
+                f"{env.sender!r} produced an input that {name!r} cannot accept",
+                errors=errors, direction="input", step=env.key or key, agent=env.sender,
+            ) from None
+
+        policy = self.policy
+        retry: Retry = getattr(agent, "retry", None) or policy.retry
+        timeout = getattr(agent, "timeout_s", None) or policy.step_timeout_s
+        repairs_left = max_repairs if max_repairs is not None else (
+            r if (r := getattr(agent, "max_repairs", None)) is not None else policy.max_repairs)
+        all_checks = tuple(checks)
+        started = time.time()
+        step_usage = Usage()
+        attempt = 0
+        failures = 0
+        feedback: RepairFeedback | None = None
+        while True:
+            attempt += 1
+            try:
+                ledger.count_call(step=key, agent=name)
+            except GuardTripped as err:
+                self.trip(err)
+                self._fail(key, name, payload, attempt - 1, started, step_usage, err)
+                raise
+            sctx = StepContext(self, key, name, ledger, env, feedback, attempt)
+            self.emit(ev.StepStarted, step=key, agent=name, attempt=attempt)
+            t0 = time.perf_counter()
+            try:
+                if timeout is not None:
+                    try:
+                        async with asyncio.timeout(timeout):
+                            raw = await agent.run(payload, sctx)
+                    except TimeoutError:
+                        raise StepTimeout(timeout, step=key, agent=name) from None
+                else:
+                    raw = await agent.run(payload, sctx)
+            except Signal:
+                step_usage += sctx.usage
+                self._account(name, sctx.usage)
+                raise
+            except asyncio.CancelledError:
+                # Cancelled from outside (a branch/run timeout, a cancel): record it so the
+                # timeout can be attributed to the step that was running.
+                step_usage += sctx.usage
+                self._account(name, sctx.usage)
+                self.steps.append(StepRecord(key=key, agent=name, status="cancelled",
+                                             attempts=attempt, input=payload, usage=step_usage,
+                                             started_at=started,
+                                             duration_s=time.time() - started))
+                raise
+            except Exception as exc:
+                step_usage += sctx.usage
+                self._account(name, sctx.usage)
+                err = _as_run_error(exc, key, name)
+                if isinstance(err, GuardTripped):
+                    self.trip(err)
+                failures += 1
+                will_retry = not isinstance(err, GuardTripped) and retry.should_retry(err, failures)
+                self.emit(ev.StepFailed, step=key, agent=name, attempt=attempt,
+                          error_type=type(err).__name__, message=err.message,
+                          will_retry=will_retry)
+                if will_retry:
+                    await asyncio.sleep(retry.delay(failures))
+                    continue
+                self._fail(key, name, payload, attempt, started, step_usage, err)
+                if err is exc:
+                    raise
+                raise err from exc
+            step_usage += sctx.usage
+            self._account(name, sctx.usage)
+            out, errors = contract.validate_output(raw)
+            if out is not None and not errors:
+                errors = [m for c in all_checks if (m := c.run(out)) is not None]
+            if not errors and contract.max_output_chars:
+                size = len(payload_json(out))
+                if size > contract.max_output_chars:
+                    err = OutputTooLarge(size, contract.max_output_chars, step=key, agent=name)
+                    self._fail(key, name, payload, attempt, started, step_usage, err)
+                    raise err
+            if errors:
+                repairing = repairs_left > 0
+                self.emit(ev.ContractViolated, step=key, agent=name, direction="output",
+                          errors=tuple(errors), repairing=repairing)
+                if repairing:
+                    repairs_left -= 1
+                    feedback = RepairFeedback(raw, tuple(errors), attempt)
+                    continue
+                err = ContractViolation(f"{name!r} returned an invalid output", errors=errors,
+                                        step=key, agent=name, attempts=attempt)
+                self._fail(key, name, payload, attempt, started, step_usage, err)
+                raise err
+            duration = time.perf_counter() - t0
+            self.emit(ev.StepFinished, step=key, agent=name, attempt=attempt,
+                      duration_s=duration, input_tokens=sctx.usage.input_tokens,
+                      output_tokens=sctx.usage.output_tokens, usd=sctx.usage.usd)
+            result = env.derive(out, sender=name, key=key, extra=sctx.extra_sources,
+                                tainted_by=sctx.tainted_by)
+            record = StepRecord(key=key, agent=name, status="succeeded", attempts=attempt,
+                                input=payload, output=out, usage=step_usage, started_at=started,
+                                duration_s=time.time() - started,
+                                provenance=result.provenance())
+            self.steps.append(record)
+            if self.journal is not None:
+                await self.journal.record(record, fingerprint)
+            if self.policy.signing_key is not None:
+                result = result.signed(self.policy.signing_key)
+            return result
+
+    async def use_tool(self, tool: Tool, arguments: Any, *, key: str, sctx: StepContext) -> Any:
+        """The choke point for tool calls; reached through ``StepContext.use``."""
+        name = tool.name
+        try:
+            args = coerce(tool.args, arguments)
+        except ValidationError as exc:
+            errors = format_validation_errors(exc)
+            raise ContractViolation(f"invalid arguments for tool {name!r}", errors=errors,
+                                    direction="input", step=sctx.key, agent=sctx.agent) from None
+        if self.journal is not None:
+            fingerprint = payload_json(args)
+            replayed = await self.journal.replay(key, fingerprint)
+            if replayed is not None:
+                self.emit(ev.StepReplayed, step=key, agent=name)
+                if not tool.trusted_output:
+                    sctx.tainted_by += (key,)
+                return replayed.output
+        sctx.ledger.count_call(step=key, agent=name)
+        self.emit(ev.StepStarted, step=key, agent=name, attempt=1, target="tool")
+        started = time.time()
+        t0 = time.perf_counter()
+        timeout = tool.timeout_s or self.policy.step_timeout_s
+        try:
+            if timeout is not None:
+                try:
+                    async with asyncio.timeout(timeout):
+                        output = await tool.invoke(args)
+                except TimeoutError:
+                    raise StepTimeout(timeout, step=key, agent=name) from None
+            else:
+                output = await tool.invoke(args)
+        except Signal:
+            raise
+        except Exception as exc:
+            err = _as_run_error(exc, key, name)
+            self.emit(ev.StepFailed, step=key, agent=name, attempt=1,
+                      error_type=type(err).__name__, message=err.message, target="tool")
+            self.steps.append(StepRecord(key=key, agent=name, status="failed", attempts=1,
+                                         input=args, started_at=started, target="tool",
+                                         duration_s=time.time() - started, error=str(err),
+                                         error_type=type(err).__name__))
+            raise err from exc
+        if not tool.trusted_output:
+            sctx.tainted_by += (key,)
+        self.emit(ev.StepFinished, step=key, agent=name, attempt=1,
+                  duration_s=time.perf_counter() - t0, target="tool")
+        record = StepRecord(key=key, agent=name, status="succeeded", attempts=1, input=args,
+                            output=output, started_at=started, duration_s=time.time() - started,
+                            target="tool", provenance={"trusted": tool.trusted_output,
+                                                       "effects": sorted(tool.effects)})
+        self.steps.append(record)
+        if self.journal is not None:
+            await self.journal.record(record, payload_json(args))
+        return output
+
+    # ------------------------------------------------------------------ helpers
+
+    def _replay(self, record: StepRecord, env: Envelope, name: str) -> Envelope:
+        self.emit(ev.StepReplayed, step=record.key, agent=name)
+        self.steps.append(StepRecord(key=record.key, agent=name, status="replayed",
+                                     attempts=record.attempts, input=record.input,
+                                     output=record.output, usage=Usage(),
+                                     provenance=record.provenance))
+        taint = tuple(record.provenance.get("taint_sources", ()))
+        return env.derive(record.output, sender=name, key=record.key, tainted_by=taint)
+
+    def _account(self, agent: str, usage: Usage) -> None:
+        self.calls_by_agent[agent] = self.calls_by_agent.get(agent, 0) + 1
+        if usage:
+            self.usage_by_agent[agent] = self.usage_by_agent.get(agent, Usage()) + usage
+
+    def _fail(self, key: str, agent: str, payload: Any, attempts: int, started: float,
+              usage: Usage, err: RunError) -> None:
+        self.steps.append(StepRecord(key=key, agent=agent, status="failed", attempts=attempts,
+                                     input=payload, usage=usage, started_at=started,
+                                     duration_s=time.time() - started, error=str(err),
+                                     error_type=type(err).__name__))
+
+
+def _as_run_error(exc: Exception, key: str, agent: str) -> RunError:
+    if isinstance(exc, RunError):
+        return exc.at(step=key, agent=agent)
+    err = AgentFailed(f"{type(exc).__name__}: {exc}", step=key, agent=agent, cause=exc)
+    err.retryable = bool(getattr(exc, "retryable", False)) or isinstance(  # type: ignore[attr-defined]
+        exc, ConnectionError | TimeoutError)
+    return err
+
+
+class StepContext:
+    """What an agent sees while it runs: its step key, deps, repair feedback, and the
+    choke-point methods ``complete`` (model request), ``use`` (tool) and ``call`` (agent)."""
+
+    __slots__ = ("_n", "agent", "attempt", "env", "extra_sources", "feedback", "key", "ledger",
+                 "run", "tainted_by", "usage")
+
+    def __init__(self, run: RunContext, key: str, agent: str, ledger: Ledger, env: Envelope,
+                 feedback: RepairFeedback | None, attempt: int) -> None:
+        self.run = run
+        self.key = key
+        self.agent = agent
+        self.ledger = ledger
+        self.env = env
+        self.feedback = feedback
+        self.attempt = attempt
+        self.usage = Usage()
+        self.tainted_by: tuple[str, ...] = ()
+        self.extra_sources: tuple[Envelope, ...] = ()
+        self._n = 0
+
+    @property
+    def deps(self) -> Any:
+        """User dependencies passed to ``Workflow.run(deps=...)``."""
+        return self.run.deps
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
+
+    @property
+    def tainted(self) -> bool:
+        """True when untrusted content reached this step (its input or a tool result)."""
+        return self.env.tainted or bool(self.tainted_by)
+
+    def _child_key(self, kind: str, name: str) -> str:
+        self._n += 1
+        return f"{self.key}/{kind}[{self._n}]:{name}"
+
+    async def complete(self, provider: Provider, request: ModelRequest) -> ModelResponse:
+        """One model request, with the token and usd estimate reserved before and settled after."""
+        est_in = estimate_request_tokens(request)
+        est_out = request.settings.max_tokens
+        window = getattr(provider, "context_window", None)
+        if window is not None and est_in + est_out > window:
+            err = GuardTripped(
+                f"request of ~{est_in} input + {est_out} output tokens exceeds the "
+                f"context window of {window}", guard="context_window", limit=window,
+                measured=est_in + est_out, step=self.key, agent=self.agent,
+                hint="send typed payloads instead of transcripts, lower max_tokens, "
+                "or use a model with a larger window")
+            raise err
+        price = price_of(provider.model)
+        usd_est = price.cost(est_in, est_out) if price is not None else 0.0
+        reservation = self.ledger.reserve(usd=usd_est, tokens=est_in + est_out, step=self.key,
+                                          agent=self.agent)
+        try:
+            response = await provider.complete(request)
+        except BaseException:
+            self.ledger.settle(reservation, Usage(), step=self.key, agent=self.agent)
+            raise
+        usage = response.usage if response.usage.requests else Usage(
+            response.usage.input_tokens, response.usage.output_tokens, 1, response.usage.usd)
+        if not usage.usd:
+            usage = priced(usage, provider.model)
+        self.usage += usage
+        self.ledger.settle(reservation, usage, step=self.key, agent=self.agent)
+        return response
+
+    async def use(self, tool: str, arguments: Any) -> Any:
+        """Call a tool this agent was granted, through the choke point."""
+        t = self.run.registry.tool(tool, caller=self.agent, step=self.key)
+        agent = self.run.registry.agent(self.agent)
+        granted = getattr(agent, "tools", ())
+        if tool not in granted:
+            err = CapabilityDenied(
+                f"agent {self.agent!r} used tool {tool!r} it was not granted "
+                f"(granted: {', '.join(granted) or 'none'})", guard="capability",
+                step=self.key, agent=self.agent,
+                hint=f"add {tool!r} to the agent's tools=[...] if it should have it")
+            self.run.trip(err)
+            raise err
+        if t.privileged and self.tainted:
+            err = CapabilityDenied(
+                f"tool {tool!r} has privileged effects ({', '.join(sorted(t.effects))}) and "
+                f"was requested in a step tainted by {', '.join(self.env.taint_sources + self.tainted_by)}",
+                guard="taint", step=self.key, agent=self.agent,
+                hint="untrusted content may carry data but not select actions; move the "
+                "action into the plan before the untrusted data arrives, or require approval")
+            self.run.trip(err)
+            raise err
+        return await self.run.use_tool(t, arguments, key=self._child_key("tool", tool), sctx=self)
+
+    async def call(self, agent: str, payload: Any) -> Any:
+        """Delegate to another agent through the choke point; returns its validated output."""
+        key = self._child_key("call", agent)
+        env = self.env.derive(payload, sender=self.agent, key=self.key, recipient=agent,
+                              tainted_by=self.tainted_by)
+        out = await self.run.call(agent, env, key=key, ledger=self.ledger, caller=self.agent)
+        self.extra_sources += (out,)
+        return out.payload
+
+    def output_model(self) -> type[BaseModel]:
+        """The output model of the running agent's contract."""
+        return self.run.registry.agent(self.agent).contract.output

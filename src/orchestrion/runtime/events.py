@@ -1,0 +1,169 @@
+"""Typed events: the record of everything that happened in a run.
+
+Events are small frozen dataclasses with a per-run gapless ``seq``.  The run
+context emits them; subscribers (the journal, a tracer, the CLI) receive them in
+order.  ``event_to_dict`` gives the JSON form the store persists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base of all events: its sequence number in the run and its time (epoch seconds)."""
+
+    kind: ClassVar[str] = "event"
+    seq: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted(Event):
+    kind: ClassVar[str] = "run.started"
+    run_id: str
+    workflow: str
+    trace_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished(Event):
+    kind: ClassVar[str] = "run.finished"
+    status: str
+    error: str | None = None
+    step: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepStarted(Event):
+    kind: ClassVar[str] = "step.started"
+    step: str
+    agent: str
+    attempt: int
+    target: str = "agent"  # "agent" or "tool"
+
+
+@dataclass(frozen=True, slots=True)
+class StepFinished(Event):
+    kind: ClassVar[str] = "step.finished"
+    step: str
+    agent: str
+    attempt: int
+    duration_s: float
+    input_tokens: int = 0
+    output_tokens: int = 0
+    usd: float = 0.0
+    target: str = "agent"
+
+
+@dataclass(frozen=True, slots=True)
+class StepFailed(Event):
+    kind: ClassVar[str] = "step.failed"
+    step: str
+    agent: str
+    attempt: int
+    error_type: str
+    message: str
+    will_retry: bool = False
+    target: str = "agent"
+
+
+@dataclass(frozen=True, slots=True)
+class StepReplayed(Event):
+    """A completed step was taken from the journal: no call, no cost."""
+
+    kind: ClassVar[str] = "step.replayed"
+    step: str
+    agent: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContractViolated(Event):
+    kind: ClassVar[str] = "contract.violated"
+    step: str
+    agent: str
+    direction: str
+    errors: tuple[str, ...]
+    repairing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Decision(Event):
+    """A pattern chose: a route branch, a plan, a handoff target, a winner."""
+
+    kind: ClassVar[str] = "decision"
+    step: str
+    pattern: str
+    chosen: tuple[str, ...]
+    rejected: tuple[str, ...] = ()
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Disagreement(Event):
+    """Parallel branches produced different answers; ``values`` maps source step to value."""
+
+    kind: ClassVar[str] = "disagreement"
+    step: str
+    field: str
+    values: tuple[tuple[str, str], ...]
+    resolution: str
+
+
+@dataclass(frozen=True, slots=True)
+class GuardTrippedEvent(Event):
+    kind: ClassVar[str] = "guard.tripped"
+    step: str
+    guard: str
+    message: str
+    limit: Any = None
+    measured: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRequested(Event):
+    kind: ClassVar[str] = "approval.requested"
+    step: str
+    request_id: str
+    prompt: str
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.kind: cls
+    for cls in (
+        RunStarted,
+        RunFinished,
+        StepStarted,
+        StepFinished,
+        StepFailed,
+        StepReplayed,
+        ContractViolated,
+        Decision,
+        Disagreement,
+        GuardTrippedEvent,
+        ApprovalRequested,
+    )
+}
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """JSON-able dict of an event, with its ``kind``."""
+    data: dict[str, Any] = {"kind": event.kind}
+    for f in fields(event):
+        value = getattr(event, f.name)
+        data[f.name] = list(value) if isinstance(value, tuple) else value
+    return data
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """Inverse of :func:`event_to_dict`."""
+    cls = EVENT_TYPES[data["kind"]]
+    kwargs = {}
+    for f in fields(cls):
+        value = data.get(f.name)
+        if isinstance(value, list):
+            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+        kwargs[f.name] = value
+    return cls(**kwargs)
