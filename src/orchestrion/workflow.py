@@ -81,6 +81,7 @@ class Workflow:
         if input_model is None:
             cc.problem("no-input-model", "(root)", "cannot tell the workflow's input model",
                        "pass Workflow(input=Model) or start the flow with a registered agent")
+        cc.produced(input_model, "the workflow input")
         output = self.flow.check(cc, input_model, "")
         self._check_agents(cc)
         self._report = CheckReport(tuple(cc.problems), input_model, output, self.flow.bound(cc))

@@ -45,9 +45,15 @@ def register_price(model: str, input_per_mtok: float, output_per_mtok: float) ->
 
 
 def price_of(model: str) -> Price | None:
-    """The price of ``model``; provider prefixes (``openai:``) are ignored."""
-    bare = model.split(":", 1)[1] if ":" in model else model
-    return _PRICES.get(bare) or _PRICES.get(model)
+    """The price of ``model``; a provider prefix (``openai:``) is ignored.
+
+    The full name is tried first, so a model name with a colon of its own
+    (``llama3.1:8b``) is not mistaken for a prefixed one.
+    """
+    found = _PRICES.get(model)
+    if found is None and ":" in model:
+        found = _PRICES.get(model.split(":", 1)[1])
+    return found
 
 
 def priced(usage: Usage, model: str) -> Usage:

@@ -39,6 +39,16 @@ class CheckContext:
         self.registry = registry
         self.policy = policy
         self.problems: list[Problem] = []
+        self._producers: dict[type[BaseModel], str] = {}
+
+    def produced(self, model: type[BaseModel] | None, producer: str) -> type[BaseModel] | None:
+        """Remember who produces ``model`` so edge problems can name both ends."""
+        if model is not None:
+            self._producers[model] = producer
+        return model
+
+    def producer_of(self, model: type[BaseModel] | None, default: str) -> str:
+        return self._producers.get(model, default) if model is not None else default
 
     def problem(self, code: str, where: str, message: str, hint: str = "") -> None:
         self.problems.append(Problem(code, where.lstrip("/") or "(root)", message, hint))
@@ -59,6 +69,7 @@ class CheckContext:
             return
         from orchestrion.contracts.compat import incompatibilities
 
+        producer_name = self.producer_of(producer, producer_name)
         for inc in incompatibilities(producer, consumer):
             self.problem(
                 "type-mismatch", where,

@@ -33,7 +33,7 @@ class Step(Node):
         if agent is None:
             return None
         cc.edge(input_model, "its input", agent.contract.input, repr(self.agent), where)
-        return agent.contract.output
+        return cc.produced(agent.contract.output, repr(self.agent))
 
     def entry(self, registry: Registry) -> type[BaseModel] | None:
         return registry.agent(self.agent).contract.input if registry.has_agent(self.agent) else None

@@ -131,3 +131,17 @@ class ScriptedProvider:
             estimate_tokens(c.name) + estimate_tokens(json.dumps(c.arguments)) for c in calls
         )
         return Usage(estimate_request_tokens(request), out, 1)
+
+
+def _scripted_factory(model: str, **overrides: Any) -> ScriptedProvider:
+    """``scripted:MODEL`` with ``responses=`` passed as an override."""
+    return ScriptedProvider(model=model, **overrides)
+
+
+def _register() -> None:
+    from orchestrion.providers.resolve import register_provider
+
+    register_provider("scripted", _scripted_factory)
+
+
+_register()
