@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
+
 from pydantic import BaseModel
 
 from orchestrion.agents.human import HumanAgent
@@ -25,7 +26,7 @@ class Label(BaseModel):
     reason: str = ""
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     billing = "billing"
     tech = "tech"
 
@@ -84,7 +85,8 @@ async def test_unknown_label_goes_to_declared_default():
 async def test_function_classifier_and_enum_labels():
     wf = Workflow(route(lambda q: "tech" if "crash" in q.text else "billing",
                         {"billing": "billing", "tech": "tech"}),
-                  agents=[s("billing", script=[{"answer": "b"}]), s("tech", script=[{"answer": "t"}])])
+                  agents=[s("billing", script=[{"answer": "b"}]),
+                          s("tech", script=[{"answer": "t"}])])
     assert (await wf.run({"text": "crash"})).output.answer == "t"
     typed = s("triage", out=Typed, script=[{"label": "billing"}])
     wf2 = Workflow(route("triage", {"billing": "billing", "tech": "tech"}),

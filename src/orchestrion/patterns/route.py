@@ -26,7 +26,10 @@ from orchestrion.security.envelope import Envelope
 
 
 class Route(Node):
-    """Classify, then run exactly one branch.  Keys: ``route/<classifier>``, ``route[label]/...``."""
+    """Classify, then run exactly one branch.
+
+    Keys: ``route/<classifier>`` and ``route[label]/...``.
+    """
 
     kind = "route"
 

@@ -44,7 +44,12 @@ from orchestrion.errors import (
 )
 from orchestrion.guards.budget import Ledger
 from orchestrion.guards.retry import Retry
-from orchestrion.providers.base import ModelRequest, ModelResponse, Provider, estimate_request_tokens
+from orchestrion.providers.base import (
+    ModelRequest,
+    ModelResponse,
+    Provider,
+    estimate_request_tokens,
+)
 from orchestrion.runtime import events as ev
 from orchestrion.runtime.policy import Policy
 from orchestrion.runtime.records import StepRecord
@@ -485,9 +490,10 @@ class StepContext:
             self.run.trip(err)
             raise err
         if t.privileged and self.tainted:
+            taint = ", ".join(self.env.taint_sources + self.tainted_by)
             err = CapabilityDenied(
                 f"tool {tool!r} has privileged effects ({', '.join(sorted(t.effects))}) and "
-                f"was requested in a step tainted by {', '.join(self.env.taint_sources + self.tainted_by)}",
+                f"was requested in a step tainted by {taint}",
                 guard="taint", step=self.key, agent=self.agent,
                 hint="untrusted content may carry data but not select actions; move the "
                 "action into the plan before the untrusted data arrives, or require approval")

@@ -1,0 +1,140 @@
+"""The ``orchestrion`` command line: thin, over the public API, rendered with rich."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from orchestrion.cli.render import run_report
+from orchestrion.errors import OrchestrionError
+from orchestrion.workflow import Workflow
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Orchestration-first runtime for multi-agent LLM systems.")
+console = Console()
+
+
+def load_workflow(spec: str) -> Workflow:
+    """Load ``module:attribute`` (or ``path/to/file.py:attribute``); call it if it is a factory."""
+    if ":" not in spec:
+        raise typer.BadParameter("use MODULE:ATTRIBUTE, e.g. myapp.flows:support")
+    module_name, attr = spec.rsplit(":", 1)
+    if module_name.endswith(".py"):
+        path = Path(module_name).resolve()
+        sys.path.insert(0, str(path.parent))
+        module_name = path.stem
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise typer.BadParameter(f"cannot import {module_name!r}: {exc}") from exc
+    obj: Any = getattr(module, attr, None)
+    if obj is None:
+        raise typer.BadParameter(f"{module_name!r} has no attribute {attr!r}")
+    if callable(obj) and not isinstance(obj, Workflow):
+        obj = obj()
+    if not isinstance(obj, Workflow):
+        raise typer.BadParameter(f"{spec} is a {type(obj).__name__}, not a Workflow")
+    return obj
+
+
+@app.command()
+def demo(
+    ticket: Annotated[str, typer.Option(help="billing, technical, general or all")] = "all",
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
+) -> None:
+    """Run the support-triage workflow (route, parallel research, writer/reviewer refine)
+    offline on scripted providers, and show the step tree, decisions and cost per agent."""
+    from orchestrion.examples.support_triage import SAMPLE_TICKETS, build
+
+    names = list(SAMPLE_TICKETS) if ticket == "all" else [ticket]
+    unknown = [n for n in names if n not in SAMPLE_TICKETS]
+    if unknown:
+        raise typer.BadParameter(f"unknown ticket {unknown[0]!r}; choose from "
+                                 f"{', '.join(SAMPLE_TICKETS)} or all")
+    workflow = build()
+    bound = workflow.estimate()
+    if not as_json:
+        console.print(f"[bold]pre-flight bound[/] of one run: at most {bound.calls} calls, "
+                      f"{bound.requests} model requests, ${bound.usd or 0:.4f}; "
+                      f"budget ${workflow.policy.budget.usd}")
+    results = []
+    for name in names:
+        result = asyncio.run(build().run(SAMPLE_TICKETS[name]))
+        results.append(result)
+        if not as_json:
+            console.rule(f"ticket: {name}")
+            console.print(run_report(result))
+    if as_json:
+        print(json.dumps([_result_json(r) for r in results], indent=2, default=str))
+    if any(not r.ok for r in results):
+        raise typer.Exit(1)
+
+
+def _result_json(result: Any) -> dict[str, Any]:
+    from orchestrion.contracts.contract import dump_payload
+
+    return {
+        "run_id": result.run_id,
+        "status": result.status,
+        "output": dump_payload(result.output),
+        "error": None if result.error is None else str(result.error),
+        "usage": result.usage.to_dict(),
+        "usage_by_agent": {k: v.to_dict() for k, v in result.usage_by_agent.items()},
+        "steps": [{"key": s.key, "agent": s.agent, "status": s.status, "attempts": s.attempts,
+                   "duration_ms": round(s.duration_s * 1000, 3), **s.usage.to_dict()}
+                  for s in result.steps],
+    }
+
+
+@app.command()
+def check(spec: Annotated[str, typer.Argument(help="MODULE:ATTRIBUTE of a Workflow")]) -> None:
+    """Statically check a workflow: names, loop bounds, type-compatible edges, reachability."""
+    workflow = load_workflow(spec)
+    report = workflow.check()
+    if report.ok:
+        console.print(f"[green]ok[/]: {workflow.name} has no problems")
+        return
+    for problem in report.problems:
+        console.print(f"[red]{problem.code}[/] {problem.where}: {problem.message}"
+                      + (f"\n    [dim]{problem.hint}[/]" if problem.hint else ""))
+    raise typer.Exit(1)
+
+
+@app.command()
+def estimate(spec: Annotated[str, typer.Argument(help="MODULE:ATTRIBUTE of a Workflow")]) -> None:
+    """Worst-case calls, requests, tokens, dollars and seconds of one run, before running."""
+    console.print_json(data=load_workflow(spec).estimate().to_dict())
+
+
+@app.command()
+def run(
+    spec: Annotated[str, typer.Argument(help="MODULE:ATTRIBUTE of a Workflow")],
+    input_json: Annotated[str, typer.Option("--input", help="run input as JSON")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Run a workflow once on a JSON input."""
+    workflow = load_workflow(spec)
+    try:
+        result = asyncio.run(workflow.run(json.loads(input_json)))
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"--input is not JSON: {exc}") from exc
+    except OrchestrionError as exc:
+        console.print(f"[red]{type(exc).__name__}[/]: {exc}")
+        raise typer.Exit(2) from exc
+    if as_json:
+        print(json.dumps(_result_json(result), indent=2, default=str))
+    else:
+        console.print(run_report(result))
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

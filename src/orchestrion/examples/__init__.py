@@ -1,0 +1,1 @@
+"""Runnable example workflows shipped with the package (used by `orchestrion demo`)."""
