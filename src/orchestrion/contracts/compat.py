@@ -1,9 +1,10 @@
 """Structural compatibility of contracts: does producer A's output satisfy consumer B's input?
 
 The check works on JSON schemas, so it covers Pydantic models and raw schemas (a YAML
-manifest, a remote agent's card) alike. The producer side of a model is its
-*serialization* schema with every field present, because that is what ``model_dump``
-hands on; the consumer side is its *validation* schema. The question asked is "is
+manifest, a remote agent's card) alike. The producer side of a model is what
+``model_dump()`` hands on: its *serialization* schema, with every field present and
+keyed by field name (by alias if the model sets ``serialize_by_alias``). The consumer
+side is its *validation* schema, keyed as ``model_validate`` accepts. The question asked is "is
 every value the producer can give accepted by the consumer?", answered
 conservatively and with every problem listed, each at a path such as
 ``order.items[].qty`` (``[]`` is any array item, ``[0]`` a tuple position, ``{}``
@@ -107,7 +108,7 @@ def incompatibilities(producer: SchemaSource, consumer: SchemaSource) -> list[In
     """
     if isinstance(producer, type) and isinstance(consumer, type):
         return list(_between_models(producer, consumer))
-    return list(_between_schemas(_schema_of(producer, "serialization"), _schema_of(consumer)))
+    return list(_between_schemas(_output_schema(producer), _input_schema(consumer)))
 
 
 def is_compatible(producer: SchemaSource, consumer: SchemaSource) -> bool:
@@ -122,7 +123,10 @@ def is_compatible(producer: SchemaSource, consumer: SchemaSource) -> bool:
 def _between_models(
     producer: type[BaseModel], consumer: type[BaseModel]
 ) -> tuple[Incompatibility, ...]:
-    return _between_schemas(_schema_of(producer, "serialization"), _schema_of(consumer))
+    writes_aliases = _as_model(producer).model_config.get("serialize_by_alias") or False
+    return _between_schemas(
+        _output_schema(producer), _input_schema(consumer, producer_aliases=writes_aliases)
+    )
 
 
 def _between_schemas(producer: Schema, consumer: Schema) -> tuple[Incompatibility, ...]:
@@ -130,13 +134,30 @@ def _between_schemas(producer: Schema, consumer: Schema) -> tuple[Incompatibilit
     return tuple(Incompatibility(path.removeprefix("."), problem) for path, problem in found)
 
 
-def _schema_of(
-    source: SchemaSource, mode: Literal["validation", "serialization"] = "validation"
-) -> Schema:
+def _output_schema(source: SchemaSource) -> Schema:
+    """What ``model_dump()`` writes: serialization mode, keyed as the model dumps."""
     if isinstance(source, Mapping):
         return source
+    model = _as_model(source)
+    return _model_schema(model, "serialization", bool(model.model_config.get("serialize_by_alias")))
+
+
+def _input_schema(source: SchemaSource, *, producer_aliases: bool = True) -> Schema:
+    """What ``model_validate`` accepts, keyed (alias or name) the way the producer writes."""
+    if isinstance(source, Mapping):
+        return source
+    model = _as_model(source)
+    config = model.model_config
+    by_alias = config.get("validate_by_alias", True) is not False
+    by_name = bool(config.get("validate_by_name") or config.get("populate_by_name"))
+    if by_alias and by_name:
+        by_alias = producer_aliases
+    return _model_schema(model, "validation", by_alias)
+
+
+def _as_model(source: object) -> type[BaseModel]:
     if isinstance(source, type) and issubclass(source, BaseModel):
-        return _model_schema(source, mode)
+        return source
     raise ContractDefinitionError(
         f"cannot compare {source!r}: expected a Pydantic model class or a JSON schema mapping",
         hint="pass the model class itself (not an instance) or its model_json_schema()",
@@ -144,9 +165,11 @@ def _schema_of(
 
 
 @functools.lru_cache(maxsize=512)
-def _model_schema(model: type[BaseModel], mode: Literal["validation", "serialization"]) -> Schema:
+def _model_schema(
+    model: type[BaseModel], mode: Literal["validation", "serialization"], by_alias: bool
+) -> Schema:
     try:
-        return model.model_json_schema(mode=mode, schema_generator=_DumpedSchema)
+        return model.model_json_schema(by_alias=by_alias, mode=mode, schema_generator=_DumpedSchema)
     except PydanticUserError as exc:
         raise ContractDefinitionError(
             f"model {model.__qualname__} has no JSON schema ({exc})",
@@ -178,9 +201,9 @@ class _Checker:
         self.c_root = consumer_root
         self._memo: dict[tuple[int, int], _Found] = {}
         self._active: set[tuple[int, int]] = set()
-        # (raw node id, root id) -> (raw node, normalized schema). Holding the raw node keeps its
-        # id from being reused; a stable normalized object per node lets every
-        # occurrence of a $ref share one identity, which is what stops recursion.
+        # (raw node id, root id) -> (raw node, normalized schema). Holding the raw
+        # node keeps its id from being reused; one stable normalized object per node
+        # gives every occurrence of a $ref one identity, which is what ends recursion.
         self._normalized: dict[tuple[int, int], tuple[Any, Schema]] = {}
 
     def check(self, p_node: Any, c_node: Any) -> _Found:

@@ -72,6 +72,7 @@ DEFAULT_CONTEXT_WINDOW = 128_000
 KNOWN_CONTEXT_WINDOWS: dict[str, int] = {
     "gpt-3.5-turbo": 16_385,
     "gpt-4": 8_192,
+    "gpt-4-32k": 32_768,
     "gpt-4-turbo": 128_000,
     "gpt-4o": 128_000,
     "gpt-4o-mini": 128_000,
@@ -82,6 +83,7 @@ KNOWN_CONTEXT_WINDOWS: dict[str, int] = {
     "gpt-5-mini": 400_000,
     "gpt-5-nano": 400_000,
     "o1": 200_000,
+    "o1-mini": 128_000,
     "o3": 200_000,
     "o3-mini": 200_000,
     "o4-mini": 200_000,
