@@ -167,6 +167,7 @@ class UnknownName(RunError):
         known: Iterable[str],
         caller: str | None = None,
         step: str | None = None,
+        hint: str | None = None,
     ) -> None:
         self.name = name
         self.known = tuple(sorted(known))
@@ -177,7 +178,8 @@ class UnknownName(RunError):
             f"unknown {self.kind} {name!r}{by}; known {self.kind}s: {known_txt}",
             step=step,
             agent=caller,
-            hint=f"register {name!r} in the workflow registry, or use one of the known names",
+            hint=hint
+            or f"register {name!r} in the workflow registry, or use one of the known names",
         )
 
 
@@ -342,7 +344,7 @@ def _fmt_dimension(dimension: str):
 class LoopBoundReached(GuardTripped):
     """A loop (refine, handoff, debate) reached its declared bound without stopping."""
 
-    def __init__(self, loop: str, bound: int, *, step=None, agent=None):
+    def __init__(self, loop: str, bound: int, *, step=None, agent=None, hint: str | None = None):
         super().__init__(
             f"{loop} reached its bound of {bound} without meeting its stop condition",
             guard="loop_bound",
@@ -350,7 +352,7 @@ class LoopBoundReached(GuardTripped):
             measured=bound,
             step=step,
             agent=agent,
-            hint="raise the bound, relax the stop condition, or set on_exhausted='last'",
+            hint=hint or "raise the bound or relax the stop condition",
         )
 
 
@@ -408,7 +410,7 @@ class BranchesFailed(RunError):
         names = "; ".join(f"{k}: {v}" for k, v in failures.items())
         first = next(iter(failures.values()), None)
         super().__init__(
-            f"{len(failures)} of {len(failures) + len(results)} parallel branch(es) failed: "
+            f"{len(failures)} of {len(failures) + len(results)} concurrent branch(es) failed: "
             f"{names}",
             step=first.step if first is not None and first.step else step,
             agent=first.agent if first is not None else None,
@@ -424,7 +426,7 @@ class StoreError(OrchestrionError):
 # --------------------------------------------------------------------------- signals
 
 
-class Signal(Exception):  # noqa: N818 - a signal, deliberately not named *Error
+class Signal(Exception):
     """Control flow, not failure. Never caught by ``except OrchestrionError``."""
 
 

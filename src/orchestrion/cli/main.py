@@ -61,9 +61,10 @@ def demo(
     workflow = build()
     bound = workflow.estimate()
     if not as_json:
-        console.print(f"[bold]pre-flight bound[/] of one run: at most {bound.calls} calls, "
+        console.print(f"[bold]pre-flight worst case[/] of one run (every retry, repair and "
+                      f"tool round used, every prompt at its limit): {bound.calls} calls, "
                       f"{bound.requests} model requests, ${bound.usd or 0:.4f}; "
-                      f"budget ${workflow.policy.budget.usd}")
+                      f"run budget ${workflow.policy.budget.usd}")
     results = []
     for name in names:
         result = asyncio.run(build().run(SAMPLE_TICKETS[name]))

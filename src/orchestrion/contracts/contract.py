@@ -84,7 +84,7 @@ class Contract(Generic[In, Out]):
 
     def coerce_input(self, value: Any) -> In:
         """Turn ``value`` into the input model; raises pydantic ValidationError."""
-        return coerce(self.input, value)
+        return coerce(self.input, value)  # type: ignore[return-value]
 
     def validate_output(self, value: Any) -> tuple[Out | None, list[str]]:
         """Validate an output: (model, []) when fine, (maybe-model, errors) when not."""
@@ -95,7 +95,7 @@ class Contract(Generic[In, Out]):
         except (ValueError, TypeError) as exc:
             return None, [str(exc)]
         errors = [msg for c in self._checks if (msg := c.run(out)) is not None]
-        return out, errors
+        return out, errors  # type: ignore[return-value]
 
     def input_schema(self) -> dict[str, Any]:
         """JSON Schema of the input model."""

@@ -31,11 +31,12 @@ from orchestrion.agents.llm import LLMAgent
 from orchestrion.agents.tool import tool
 from orchestrion.contracts.contract import Contract
 from orchestrion.guards.budget import Budget
+from orchestrion.guards.retry import Retry
 from orchestrion.patterns.chain import chain
 from orchestrion.patterns.parallel import parallel
 from orchestrion.patterns.refine import refine
 from orchestrion.patterns.route import route
-from orchestrion.providers.base import ModelRequest, ToolCall
+from orchestrion.providers.base import ModelRequest, ModelSettings, ToolCall
 from orchestrion.providers.scripted import ScriptedProvider
 from orchestrion.runtime.policy import Policy
 from orchestrion.workflow import Workflow
@@ -242,28 +243,36 @@ def general_brief(ticket: Ticket) -> Brief:
 
 
 def build(*, budget_usd: float = 0.05) -> Workflow:
-    """The support-triage workflow on scripted providers (fresh providers each call)."""
+    """The support-triage workflow on scripted providers (fresh providers each call).
+
+    Each LLM agent declares tight limits (prompt size, tool rounds, repairs), which
+    is what makes the pre-flight worst-case bound small enough to budget against.
+    """
     mini, big = "gpt-4o-mini", "gpt-4o"
+    limits = {"max_input_tokens": 2_000, "max_repairs": 1,
+              "settings": ModelSettings(max_tokens=400)}
     agents = [
         LLMAgent("triage", instructions="Classify the support ticket.",
                  provider=ScriptedProvider(_triage_model, model=mini),
-                 contract=Contract(Ticket, Triage)),
+                 contract=Contract(Ticket, Triage), max_tool_rounds=0, **limits),
         LLMAgent("policy_research", instructions="Find the billing policies that apply.",
                  provider=ScriptedProvider(_researcher("search_policies",
                                                        lambda t: "duplicate charge refund"),
                                            model=mini),
-                 contract=Contract(Ticket, Research), tools=["search_policies"]),
+                 contract=Contract(Ticket, Research), tools=["search_policies"],
+                 max_tool_rounds=1, **limits),
         LLMAgent("kb_research", instructions="Search the knowledge base for the error.",
                  provider=ScriptedProvider(_researcher("search_kb",
                                                        lambda t: t["body"]), model=mini),
-                 contract=Contract(Ticket, Research), tools=["search_kb"]),
+                 contract=Contract(Ticket, Research), tools=["search_kb"], max_tool_rounds=1,
+                 **limits),
         intake, account_research, log_research, billing_brief, tech_brief, general_brief,
         LLMAgent("writer", instructions="Write the customer reply from the brief. Use only "
                  "the facts given.", provider=ScriptedProvider(_writer_model, model=big),
-                 contract=Contract(DraftRequest, Reply)),
+                 contract=Contract(DraftRequest, Reply), max_tool_rounds=0, **limits),
         LLMAgent("reviewer", instructions="Review the draft reply: accurate, complete, kind?",
                  provider=ScriptedProvider(_reviewer_model, model=mini),
-                 contract=Contract(Review, Verdict)),
+                 contract=Contract(Review, Verdict), max_tool_rounds=0, **limits),
     ]
     flow = chain(
         route("triage", {
@@ -277,5 +286,6 @@ def build(*, budget_usd: float = 0.05) -> Workflow:
         refine("writer", "reviewer", max_rounds=3),
     )
     return Workflow(flow, agents=agents, tools=[search_policies, order_history, search_kb],
-                    policy=Policy(budget=Budget(usd=budget_usd, calls=60)),
+                    policy=Policy(budget=Budget(usd=budget_usd, calls=60),
+                                  retry=Retry(max_attempts=2)),
                     name="support-triage", input=Ticket)

@@ -23,7 +23,7 @@ from pydantic import BaseModel, create_model
 
 from orchestrion.agents.base import AgentLike
 from orchestrion.cost.bounds import Bound
-from orchestrion.errors import BudgetExceeded, Problem, StepTimeout
+from orchestrion.errors import AgentFailed, BudgetExceeded, Problem, StepTimeout
 from orchestrion.guards.budget import Budget
 from orchestrion.runtime.context import RunContext
 from orchestrion.runtime.policy import Policy
@@ -69,7 +69,8 @@ class CheckContext:
             return
         from orchestrion.contracts.compat import incompatibilities
 
-        producer_name = self.producer_of(producer, producer_name)
+        if producer_name == "its input":  # generic: name the agent that produced it, if known
+            producer_name = self.producer_of(producer, producer_name)
         for inc in incompatibilities(producer, consumer):
             self.problem(
                 "type-mismatch", where,
@@ -78,15 +79,20 @@ class CheckContext:
                 "make the producer's output model satisfy the consumer's input model",
             )
 
-    def bound_of(self, name: str) -> Bound:
-        """Worst-case bound of one invocation of agent ``name`` including retries and repairs."""
+    def bound_of(self, name: str, *, repairs: int | None = None) -> Bound:
+        """Worst-case bound of one invocation of agent ``name`` including retries and repairs.
+
+        ``repairs`` overrides the agent's and the policy's repair count, for callers
+        that pass ``max_repairs=`` to the choke point (an orchestrator's re-plans).
+        """
         if not self.registry.has_agent(name):
             return Bound(calls=1, tokens=None, usd=None, seconds=None)
         agent = self.registry.agent(name)
         timeout = getattr(agent, "timeout_s", None) or self.policy.step_timeout_s
         retry = getattr(agent, "retry", None) or self.policy.retry
-        repairs = getattr(agent, "max_repairs", None)
-        repairs = self.policy.max_repairs if repairs is None else repairs
+        if repairs is None:
+            repairs = getattr(agent, "max_repairs", None)
+            repairs = self.policy.max_repairs if repairs is None else repairs
         bound_fn = getattr(agent, "bound", None)
         one = bound_fn(timeout_s=timeout) if bound_fn else Bound(calls=1, seconds=timeout)
         return one.times(retry.max_attempts + repairs)
@@ -187,6 +193,19 @@ def as_node(flow: Flow) -> Node:
 
         return Step(flow)
     raise TypeError(f"expected a pattern node or an agent name, got {flow!r}")
+
+
+def call_user(fn: Any, value: Any, *, step: str, name: str) -> Any:
+    """Call a user callable (a classifier function, a stop condition) as part of a step.
+
+    Its exceptions become :class:`AgentFailed` at ``step`` so they end the run
+    with a located, typed error instead of escaping it.
+    """
+    try:
+        return fn(value)
+    except Exception as exc:
+        raise AgentFailed(f"{name} raised {type(exc).__name__}: {exc}", step=step, agent=name,
+                          cause=exc) from exc
 
 
 def field_model(model: type[BaseModel] | None, field: str) -> Any:

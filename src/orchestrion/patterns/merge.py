@@ -61,7 +61,7 @@ class Collect(Merge):
         model = self._model_for(results)
         payload = model(**{lbl: e.payload for lbl, e in results.items()})
         first, *rest = results.values()
-        return first.derive(payload, sender="parallel", key=key, extra=tuple(rest))
+        return first.bundle(payload, sender="parallel", key=key, extra=tuple(rest))
 
     def __init__(self) -> None:
         self._runtime_model: type[BaseModel] | None = None
@@ -109,7 +109,7 @@ class Vote(Merge):
                  rejected=tuple(lbl for lbl in results if lbl not in chosen), reason=resolution)
         envs = list(results.values())
         winner_env = results[chosen[0]]
-        return winner_env.derive(winner_env.payload, sender="vote", key=key,
+        return winner_env.bundle(winner_env.payload, sender="vote", key=key,
                                  extra=tuple(e for e in envs if e is not winner_env))
 
     def describe(self):
@@ -144,7 +144,7 @@ class Judge(Merge):
             "labels": list(results),
         }
         envs = list(results.values())
-        bundle_env = envs[0].derive(payload, sender="parallel", key=key + "/candidates",
+        bundle_env = envs[0].bundle(payload, sender="parallel", key=key + "/candidates",
                                     recipient=self.agent, extra=tuple(envs[1:]))
         return await ctx.call(self.agent, bundle_env, key=f"{key}/{self.agent}",
                               ledger=scope.ledger)

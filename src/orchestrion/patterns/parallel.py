@@ -18,8 +18,8 @@ from typing import Literal
 from pydantic import BaseModel
 
 from orchestrion.cost.bounds import Bound, concurrently
-from orchestrion.errors import ApprovalRequired, BranchesFailed, RunError
 from orchestrion.patterns.base import CheckContext, Flow, Node, as_node, labels_of
+from orchestrion.patterns.fanout import fan_out
 from orchestrion.patterns.merge import Collect, Merge
 from orchestrion.runtime import events as ev
 from orchestrion.runtime.context import RunContext
@@ -65,25 +65,11 @@ class Parallel(Node):
             async with sem:
                 return await node.execute(ctx, env, child)
 
-        outcomes = await asyncio.gather(*(branch(i, n) for i, n in enumerate(self.nodes)),
-                                        return_exceptions=True)
         key = scope.key(label)
-        ok: dict[str, Envelope] = {}
-        failures: dict[str, RunError] = {}
-        pause: ApprovalRequired | None = None
-        for lbl, outcome in zip(self.labels, outcomes, strict=True):
-            if isinstance(outcome, Envelope):
-                ok[lbl] = outcome
-            elif isinstance(outcome, ApprovalRequired):
-                pause = pause or outcome
-            elif isinstance(outcome, RunError):
-                failures[lbl] = outcome
-            elif isinstance(outcome, BaseException):
-                raise outcome
-        if failures and (self.on_error == "fail" or not ok):
-            raise BranchesFailed(failures, {k: e.payload for k, e in ok.items()}, step=key)
-        if pause is not None:
-            raise pause
+        ok, failures = await fan_out(
+            {lbl: branch(i, n) for i, (lbl, n) in enumerate(zip(self.labels, self.nodes,
+                                                               strict=True))},
+            step=key, on_error=self.on_error)
         if failures:
             ctx.emit(ev.Decision, step=key, pattern=self.kind, chosen=tuple(ok),
                      rejected=tuple(failures), reason="on_error='keep': failed branches dropped")

@@ -17,7 +17,14 @@ from pydantic import BaseModel
 
 from orchestrion.cost.bounds import Bound, worst_of
 from orchestrion.errors import RouteError
-from orchestrion.patterns.base import CheckContext, Flow, Node, as_node, field_model
+from orchestrion.patterns.base import (
+    CheckContext,
+    Flow,
+    Node,
+    as_node,
+    call_user,
+    field_model,
+)
 from orchestrion.runtime import events as ev
 from orchestrion.runtime.context import RunContext
 from orchestrion.runtime.registry import Registry
@@ -54,7 +61,8 @@ class Route(Node):
             label = _label_value(getattr(decided.payload, self.field))
             reason = str(getattr(decided.payload, "reason", "") or "")
         else:
-            label = _label_value(self.classifier(env.payload))
+            label = _label_value(call_user(self.classifier, env.payload, step=key,
+                                           name=self._classifier_name))
         chosen = label
         if label not in self.branches:
             if self.default is None:

@@ -231,9 +231,9 @@ class RunContext:
             attempt += 1
             try:
                 ledger.count_call(step=key, agent=name)
-            except GuardTripped as err:
-                self.trip(err)
-                self._fail(key, name, payload, attempt - 1, started, step_usage, err)
+            except GuardTripped as tripped:
+                self.trip(tripped)
+                self._fail(key, name, payload, attempt - 1, started, step_usage, tripped)
                 raise
             sctx = StepContext(self, key, name, ledger, env, feedback, attempt)
             self.emit(ev.StepStarted, step=key, agent=name, attempt=attempt)
@@ -279,6 +279,7 @@ class RunContext:
                 if err is exc:
                     raise
                 raise err from exc
+            failure: RunError
             step_usage += sctx.usage
             self._account(name, sctx.usage)
             out, errors = contract.validate_output(raw)
@@ -287,9 +288,9 @@ class RunContext:
             if not errors and contract.max_output_chars:
                 size = len(payload_json(out))
                 if size > contract.max_output_chars:
-                    err = OutputTooLarge(size, contract.max_output_chars, step=key, agent=name)
-                    self._fail(key, name, payload, attempt, started, step_usage, err)
-                    raise err
+                    failure = OutputTooLarge(size, contract.max_output_chars, step=key, agent=name)
+                    self._fail(key, name, payload, attempt, started, step_usage, failure)
+                    raise failure
             if errors:
                 repairing = repairs_left > 0
                 self.emit(ev.ContractViolated, step=key, agent=name, direction="output",
@@ -298,10 +299,10 @@ class RunContext:
                     repairs_left -= 1
                     feedback = RepairFeedback(raw, tuple(errors), attempt)
                     continue
-                err = ContractViolation(f"{name!r} returned an invalid output", errors=errors,
-                                        step=key, agent=name, attempts=attempt)
-                self._fail(key, name, payload, attempt, started, step_usage, err)
-                raise err
+                failure = ContractViolation(f"{name!r} returned an invalid output",
+                                            errors=errors, step=key, agent=name, attempts=attempt)
+                self._fail(key, name, payload, attempt, started, step_usage, failure)
+                raise failure
             duration = time.perf_counter() - t0
             self.emit(ev.StepFinished, step=key, agent=name, attempt=attempt,
                       duration_s=duration, input_tokens=sctx.usage.input_tokens,

@@ -166,4 +166,4 @@ def event_from_dict(data: dict[str, Any]) -> Event:
         if isinstance(value, list):
             value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
         kwargs[f.name] = value
-    return cls(**kwargs)
+    return cls(**kwargs)  # type: ignore[arg-type]

@@ -109,6 +109,10 @@ async def execute(
             e.kind == "guard.tripped" for e in ctx.events[-3:]
         ):
             ctx.trip(exc)
+    except Exception as exc:  # a bug must still end as a failed, journaled run, not a crash
+        error = RunError(f"internal error: {type(exc).__name__}: {exc}",
+                         hint="this is a bug; report it with the chained traceback")
+        error.__cause__ = exc
     ctx.emit(ev.RunFinished, status=status, error=None if error is None else str(error),
              step=None if error is None else error.step)
     total = Usage()

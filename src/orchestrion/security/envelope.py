@@ -29,6 +29,7 @@ class Envelope:
     tainted: bool = False
     taint_sources: tuple[str, ...] = ()
     signature: str | None = None
+    synthetic: bool = False
 
     def derive(
         self,
@@ -41,12 +42,14 @@ class Envelope:
         tainted_by: tuple[str, ...] = (),
     ) -> Envelope:
         """A new envelope produced from this one (and ``extra`` inputs) at step ``key``."""
-        taint = self.taint_sources
-        sources = (self.key,) if self.key else ()
-        for other in extra:
-            if other.key and other.key not in sources:
-                sources += (other.key,)
-            taint += tuple(t for t in other.taint_sources if t not in taint)
+        sources: tuple[str, ...] = ()
+        taint: tuple[str, ...] = ()
+        for env in (self, *extra):
+            # A pattern-built bundle is not a step: point through it to the steps behind it.
+            for src in (env.sources if env.synthetic else (env.key,) if env.key else ()):
+                if src not in sources:
+                    sources += (src,)
+            taint += tuple(t for t in env.taint_sources if t not in taint)
         taint += tuple(t for t in tainted_by if t not in taint)
         return Envelope(
             payload=payload,
@@ -57,6 +60,25 @@ class Envelope:
             tainted=bool(taint),
             taint_sources=taint,
         )
+
+    def bundle(
+        self,
+        payload: Any,
+        *,
+        sender: str,
+        key: str,
+        recipient: str | None = None,
+        extra: tuple[Envelope, ...] = (),
+        tainted_by: tuple[str, ...] = (),
+    ) -> Envelope:
+        """Like :meth:`derive`, for a payload a pattern assembles (not a step's output).
+
+        Envelopes derived from a bundle name the bundle's sources, so provenance
+        always leads to real steps.
+        """
+        env = self.derive(payload, sender=sender, key=key, recipient=recipient, extra=extra,
+                          tainted_by=tainted_by)
+        return replace(env, synthetic=True)
 
     def provenance(self) -> dict[str, Any]:
         """JSON-able provenance for the journal and traces."""

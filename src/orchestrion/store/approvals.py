@@ -59,7 +59,9 @@ def decide(
         expired = dataclasses.replace(current, status="expired", decided_at=now)
         return expired, ApprovalExpired(current.request_id, current.expires_at)
     if action_hash != current.action_hash:
-        raise ApprovalHashMismatch(current.request_id, expected=current.action_hash, got=action_hash)
+        raise ApprovalHashMismatch(
+            current.request_id, expected=current.action_hash, got=action_hash
+        )
     decided = dataclasses.replace(
         current,
         status=decision,  # type: ignore[arg-type]  # checked against DECISIONS above

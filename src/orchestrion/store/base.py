@@ -28,6 +28,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 from orchestrion.store.errors import EventSequenceError, InvalidRecord
 from orchestrion.store.records import (
     JSON,
+    RUN_STATUSES,
     ApprovalRecord,
     EventRecord,
     RunRecord,
@@ -88,7 +89,7 @@ class Store(Protocol):
         *,
         status: RunStatus,
         output: JSON | _Unset = UNSET,
-        error: dict[str, JSON] | None | _Unset = UNSET,
+        error: dict[str, JSON] | _Unset | None = UNSET,
         usage: dict[str, JSON] | _Unset = UNSET,
         now: datetime | None = None,
     ) -> RunRecord:
@@ -196,9 +197,12 @@ def check_limit(limit: int | None) -> None:
         raise ValueError(f"limit must be at least 1, got {limit}")
 
 
-def updated_fields(
-    output: Any, error: Any, usage: Any
-) -> dict[str, Any]:
-    """The ``update_run`` fields that were given, by record field name."""
+def run_update(status: str, output: Any, error: Any, usage: Any) -> dict[str, Any]:
+    """Check an ``update_run`` status and return the fields given, by record field name."""
+    if status not in RUN_STATUSES:
+        raise InvalidRecord(
+            f"run status {status!r} is not one of {sorted(RUN_STATUSES)}",
+            hint="pass one of the run statuses",
+        )
     given = {"output": output, "error": error, "usage": usage}
     return {name: value for name, value in given.items() if value is not UNSET}

@@ -118,8 +118,7 @@ class EventSequenceError(StoreError):
         self.got = got
         kind = "duplicate" if got < expected else "gap"
         super().__init__(
-            f"event seq {got} for run {run_id!r} would leave a {kind}: the next seq is "
-            f"{expected}",
+            f"event seq {got} for run {run_id!r} would leave a {kind}: the next seq is {expected}",
             hint="number events from last_event_seq(run_id) + 1 and let a single writer "
             "append each run's events",
         )

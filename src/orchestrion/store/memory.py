@@ -20,7 +20,7 @@ from orchestrion.store.base import (
     _Unset,
     check_event_batch,
     check_limit,
-    updated_fields,
+    run_update,
 )
 from orchestrion.store.errors import (
     DuplicateRecord,
@@ -99,12 +99,12 @@ class MemoryStore(Store):
         *,
         status: RunStatus,
         output: JSON | _Unset = UNSET,
-        error: dict[str, JSON] | None | _Unset = UNSET,
+        error: dict[str, JSON] | _Unset | None = UNSET,
         usage: dict[str, JSON] | _Unset = UNSET,
         now: datetime | None = None,
     ) -> RunRecord:
         current = codec.run_from_row(self._run_row(run_id), _T)
-        fields = updated_fields(output, error, usage)
+        fields = run_update(status, output, error, usage)
         updated = dataclasses.replace(current, status=status, updated_at=now or utcnow(), **fields)
         self._runs[run_id] = codec.run_row(updated, _T)
         return codec.run_from_row(self._runs[run_id], _T)
@@ -209,4 +209,3 @@ class MemoryStore(Store):
         if error is not None:
             raise error
         return codec.approval_from_row(self._approvals[request_id], _T)
-

@@ -124,7 +124,9 @@ def sqlite_schema_version(conn: sqlite3.Connection) -> int:
     ).fetchone()
     if not exists:
         return 0
-    return int(conn.execute("SELECT COALESCE(MAX(version), 0) FROM orchestrion_schema").fetchone()[0])
+    return int(
+        conn.execute("SELECT COALESCE(MAX(version), 0) FROM orchestrion_schema").fetchone()[0]
+    )
 
 
 def migrate_sqlite(conn: sqlite3.Connection, *, where: str) -> int:

@@ -1,0 +1,418 @@
+"""SQLiteStore: the embedded default journal, one file, zero set-up.
+
+The file lives in the user's data directory unless a path (or ``":memory:"``) is
+given.  It runs in WAL mode with ``synchronous=NORMAL``: a committed write survives
+a crash of the process; ``create_run`` and ``decide_approval`` commit with a full
+sync, so they survive a power cut too (pass ``synchronous="FULL"`` to get that for
+every write).  All statements run on one worker thread
+(:class:`~orchestrion.store.sqlite_worker.SQLiteWorker`) that group-commits
+concurrent writes; records are encoded and decoded on the caller's side so the
+thread only does I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
+
+from orchestrion.store import approvals, codec
+from orchestrion.store.base import (
+    UNSET,
+    Store,
+    _Unset,
+    check_event_batch,
+    check_limit,
+    run_update,
+)
+from orchestrion.store.errors import (
+    DuplicateRecord,
+    StoreUnavailable,
+    UnknownApproval,
+    UnknownRun,
+)
+from orchestrion.store.migrations import migrate_sqlite, sqlite_schema_version
+from orchestrion.store.records import (
+    JSON,
+    ApprovalRecord,
+    EventRecord,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    utcnow,
+)
+from orchestrion.store.sqlite_worker import SQLiteWorker
+
+_T = codec.ISO_TIME
+Row = tuple[Any, ...]
+
+_RUN_COLS = ", ".join(codec.RUN_COLUMNS)
+_STEP_COLS = ", ".join(codec.STEP_COLUMNS)
+_EVENT_COLS = ", ".join(codec.EVENT_COLUMNS)
+_APPROVAL_COLS = ", ".join(codec.APPROVAL_COLUMNS)
+
+
+def _marks(columns: Sequence[str]) -> str:
+    return ", ".join("?" for _ in columns)
+
+
+_INSERT_RUN = f"INSERT INTO runs ({_RUN_COLS}) VALUES ({_marks(codec.RUN_COLUMNS)})"
+_SELECT_RUN = f"SELECT {_RUN_COLS} FROM runs WHERE run_id = ?"
+_UPSERT_STEP = (
+    f"INSERT INTO steps ({_STEP_COLS}) VALUES ({_marks(codec.STEP_COLUMNS)}) "
+    "ON CONFLICT (run_id, step_key, attempt) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in codec.STEP_COLUMNS[3:])
+)
+_INSERT_EVENT = f"INSERT INTO events ({_EVENT_COLS}) VALUES ({_marks(codec.EVENT_COLUMNS)})"
+_INSERT_APPROVAL = (
+    f"INSERT INTO approvals ({_APPROVAL_COLS}) VALUES ({_marks(codec.APPROVAL_COLUMNS)})"
+)
+_SELECT_APPROVAL = f"SELECT {_APPROVAL_COLS} FROM approvals WHERE request_id = ?"
+_DECIDE_APPROVAL = (
+    "UPDATE approvals SET status = ?, decided_at = ?, decided_by = ?, edited_action = ?, "
+    "reason = ? WHERE request_id = ? AND status = 'pending'"
+)
+
+
+def default_path() -> Path:
+    """``journal.db`` in the user's data directory (created on first open)."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("orchestrion")) / "journal.db"
+
+
+class SQLiteStore(Store):
+    """The journal in one SQLite file; see the module docstring for durability."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        busy_timeout: float = 10.0,
+    ) -> None:
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
+        self.path = str(default_path() if path is None else path)
+        self._synchronous = synchronous
+        self._busy_timeout = busy_timeout
+        self._worker: SQLiteWorker | None = None
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+    @property
+    def worker(self) -> SQLiteWorker:
+        """The worker thread; StoreUnavailable if the store is not open."""
+        if self._worker is None:
+            raise StoreUnavailable(
+                f"SQLite journal {self.path} is not open",
+                hint="use `async with store:` or await store.open() first",
+            )
+        return self._worker
+
+    async def open(self) -> None:
+        async with self._lock:
+            if self._worker is not None:
+                return
+            worker = SQLiteWorker(self._connect, name=self.path, synchronous=self._synchronous)
+            await worker.start()
+            try:
+                await worker.run(partial(migrate_sqlite, where=self.path))
+            except BaseException:
+                await worker.stop()
+                raise
+            self._worker = worker
+
+    async def close(self) -> None:
+        async with self._lock:
+            worker, self._worker = self._worker, None
+            if worker is not None:
+                await worker.stop()
+
+    def _connect(self) -> sqlite3.Connection:
+        """Runs on the worker thread: open the file and set the journal's pragmas."""
+        memory = self.path == ":memory:"
+        try:
+            if not memory:
+                Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path if memory else Path(self.path).expanduser(),
+                isolation_level=None,  # autocommit: the worker issues BEGIN/COMMIT itself
+                timeout=self._busy_timeout,
+                cached_statements=256,
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreUnavailable(
+                f"cannot open the SQLite journal {self.path}: {exc}",
+                hint="check that the directory exists and is writable, or pass another path",
+            ) from exc
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StoreUnavailable(
+                f"{self.path} is not a usable SQLite journal: {exc}",
+                hint="point the store at a new path; the file was left as it is",
+            ) from exc
+        return conn
+
+    async def schema_version(self) -> int:
+        return await self.worker.run(sqlite_schema_version)
+
+    async def _read(self, fn: Any, *args: Any) -> Any:
+        return await self.worker.run(partial(fn, *args))
+
+    async def _write(self, fn: Any, *args: Any, durable: bool = False) -> Any:
+        return await self.worker.run(partial(fn, *args), write=True, durable=durable)
+
+    # ------------------------------------------------------------------ runs
+
+    async def create_run(self, run: RunRecord) -> None:
+        await self._write(_insert_run, codec.run_row(run, _T), durable=True)
+
+    async def update_run(
+        self,
+        run_id: str,
+        *,
+        status: RunStatus,
+        output: JSON | _Unset = UNSET,
+        error: dict[str, JSON] | _Unset | None = UNSET,
+        usage: dict[str, JSON] | _Unset = UNSET,
+        now: datetime | None = None,
+    ) -> RunRecord:
+        fields = run_update(status, output, error, usage)
+        sets: dict[str, Any] = {"status": status, "updated_at": _T.dump(now or utcnow())}
+        for name, value in fields.items():
+            sets[name] = codec.dump_json(value, f"run {run_id!r} {name}")
+        row = await self._write(_update_run, run_id, sets)
+        return codec.run_from_row(row, _T)
+
+    async def get_run(self, run_id: str) -> RunRecord:
+        return codec.run_from_row(await self._read(_select_run, run_id), _T)
+
+    async def list_runs(
+        self, *, status: RunStatus | None = None, limit: int = 50
+    ) -> list[RunRecord]:
+        check_limit(limit)
+        rows = await self._read(_list_runs, status, limit)
+        return [codec.run_from_row(r, _T) for r in rows]
+
+    # ----------------------------------------------------------------- steps
+
+    async def record_step(self, step: StepRecord) -> None:
+        await self._write(_upsert_step, codec.step_row(step, _T))
+
+    async def steps(self, run_id: str) -> list[StepRecord]:
+        rows = await self._read(_select_steps, run_id, False)
+        return [codec.step_from_row(r, _T) for r in rows]
+
+    async def completed_steps(self, run_id: str) -> dict[str, StepRecord]:
+        rows = await self._read(_select_steps, run_id, True)
+        return {r[1]: codec.step_from_row(r, _T) for r in rows}
+
+    # ---------------------------------------------------------------- events
+
+    async def append_events(self, run_id: str, events: Sequence[EventRecord]) -> int:
+        rows = [codec.event_row(e, _T) for e in events]
+        return int(await self._write(_append_events, run_id, list(events), rows))
+
+    async def events(
+        self, run_id: str, *, after_seq: int = 0, limit: int | None = None
+    ) -> list[EventRecord]:
+        check_limit(limit)
+        rows = await self._read(_select_events, run_id, after_seq, limit)
+        return [codec.event_from_row(r, _T) for r in rows]
+
+    async def last_event_seq(self, run_id: str) -> int:
+        return int(await self._read(_last_seq_of_known_run, run_id))
+
+    # ------------------------------------------------------------- approvals
+
+    async def create_approval(self, approval: ApprovalRecord) -> None:
+        approvals.check_new(approval)
+        await self._write(_insert_approval, codec.approval_row(approval, _T))
+
+    async def get_approval(self, request_id: str) -> ApprovalRecord:
+        return codec.approval_from_row(await self._read(_select_approval, request_id), _T)
+
+    async def pending_approvals(self, run_id: str) -> list[ApprovalRecord]:
+        rows = await self._read(_select_pending, run_id)
+        return [codec.approval_from_row(r, _T) for r in rows]
+
+    async def decide_approval(
+        self,
+        request_id: str,
+        *,
+        decision: str,
+        by: str,
+        action_hash: str,
+        edited_action: JSON = None,
+        reason: str | None = None,
+        now: datetime | None = None,
+    ) -> ApprovalRecord:
+        verdict = partial(
+            approvals.decide,
+            decision=decision,
+            by=by,
+            action_hash=action_hash,
+            edited_action=edited_action,
+            reason=reason,
+            now=now or utcnow(),
+        )
+        decided, error = await self._write(_decide, request_id, verdict, durable=True)
+        if error is not None:
+            raise error
+        return decided  # type: ignore[no-any-return]
+
+
+# ------------------------------------------------------------ on the worker thread
+# Each function below runs on the worker thread with the store's connection last.
+
+
+def _constraint(exc: sqlite3.IntegrityError) -> str:
+    return getattr(exc, "sqlite_errorname", "") or str(exc)
+
+
+def _require_run(conn: sqlite3.Connection, run_id: str) -> None:
+    if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
+        raise UnknownRun(run_id)
+
+
+def _insert_run(row: Row, conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute(_INSERT_RUN, row)
+    except sqlite3.IntegrityError as exc:
+        if "PRIMARYKEY" in _constraint(exc) or "UNIQUE" in _constraint(exc):
+            raise DuplicateRecord("run", row[0]) from None
+        raise
+
+
+def _update_run(run_id: str, sets: dict[str, Any], conn: sqlite3.Connection) -> Row:
+    assignments = ", ".join(f"{column} = ?" for column in sets)  # fixed column names
+    cur = conn.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", (*sets.values(), run_id))
+    if cur.rowcount == 0:
+        raise UnknownRun(run_id)
+    return _select_run(run_id, conn)
+
+
+def _select_run(run_id: str, conn: sqlite3.Connection) -> Row:
+    row = conn.execute(_SELECT_RUN, (run_id,)).fetchone()
+    if row is None:
+        raise UnknownRun(run_id)
+    return tuple(row)
+
+
+def _list_runs(status: str | None, limit: int, conn: sqlite3.Connection) -> list[Row]:
+    where = "WHERE status = ? " if status else ""
+    args = (status, limit) if status else (limit,)
+    sql = f"SELECT {_RUN_COLS} FROM runs {where}ORDER BY created_at DESC, rowid DESC LIMIT ?"
+    return conn.execute(sql, args).fetchall()
+
+
+def _upsert_step(row: Row, conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute(_UPSERT_STEP, row)
+    except sqlite3.IntegrityError as exc:
+        if "FOREIGNKEY" in _constraint(exc) or "FOREIGN KEY" in str(exc):
+            raise UnknownRun(row[0]) from None
+        raise
+
+
+def _select_steps(run_id: str, succeeded_only: bool, conn: sqlite3.Connection) -> list[Row]:
+    if succeeded_only:  # ordered by attempt so the latest attempt of a key wins
+        sql = f"SELECT {_STEP_COLS} FROM steps WHERE run_id = ? AND status = 'succeeded' "
+        rows = conn.execute(sql + "ORDER BY attempt", (run_id,)).fetchall()
+    else:
+        sql = f"SELECT {_STEP_COLS} FROM steps WHERE run_id = ? ORDER BY rowid"
+        rows = conn.execute(sql, (run_id,)).fetchall()
+    if not rows:
+        _require_run(conn, run_id)
+    return rows
+
+
+def _last_seq(conn: sqlite3.Connection, run_id: str) -> int:
+    row = conn.execute("SELECT MAX(seq) FROM events WHERE run_id = ?", (run_id,)).fetchone()
+    return int(row[0] or 0)
+
+
+def _last_seq_of_known_run(run_id: str, conn: sqlite3.Connection) -> int:
+    last = _last_seq(conn, run_id)
+    if last == 0:
+        _require_run(conn, run_id)
+    return last
+
+
+def _append_events(
+    run_id: str, events: list[EventRecord], rows: list[Row], conn: sqlite3.Connection
+) -> int:
+    last = _last_seq(conn, run_id)
+    try:
+        check_event_batch(run_id, events, last)
+    except Exception:
+        _require_run(conn, run_id)  # an unknown run is the better explanation
+        raise
+    try:
+        conn.executemany(_INSERT_EVENT, rows)
+    except sqlite3.IntegrityError as exc:
+        if "FOREIGNKEY" in _constraint(exc) or "FOREIGN KEY" in str(exc):
+            raise UnknownRun(run_id) from None
+        raise
+    return last + len(rows)
+
+
+def _select_events(
+    run_id: str, after_seq: int, limit: int | None, conn: sqlite3.Connection
+) -> list[Row]:
+    sql = f"SELECT {_EVENT_COLS} FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+    rows = conn.execute(sql, (run_id, after_seq, -1 if limit is None else limit)).fetchall()
+    if not rows:
+        _require_run(conn, run_id)
+    return rows
+
+
+def _insert_approval(row: Row, conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute(_INSERT_APPROVAL, row)
+    except sqlite3.IntegrityError as exc:
+        if "FOREIGNKEY" in _constraint(exc) or "FOREIGN KEY" in str(exc):
+            raise UnknownRun(row[1]) from None
+        raise DuplicateRecord("approval request", row[0]) from None
+
+
+def _select_approval(request_id: str, conn: sqlite3.Connection) -> Row:
+    row = conn.execute(_SELECT_APPROVAL, (request_id,)).fetchone()
+    if row is None:
+        raise UnknownApproval(request_id)
+    return tuple(row)
+
+
+def _select_pending(run_id: str, conn: sqlite3.Connection) -> list[Row]:
+    sql = (
+        f"SELECT {_APPROVAL_COLS} FROM approvals WHERE run_id = ? AND status = 'pending' "
+        "ORDER BY created_at, rowid"
+    )
+    rows = conn.execute(sql, (run_id,)).fetchall()
+    if not rows:
+        _require_run(conn, run_id)
+    return rows
+
+
+def _decide(request_id: str, verdict: Any, conn: sqlite3.Connection) -> tuple[Any, Any]:
+    # Read, judge and write inside one write transaction: single use holds even
+    # against another process deciding the same request at the same moment.
+    current = codec.approval_from_row(_select_approval(request_id, conn), _T)
+    decided, error = verdict(current)
+    row = codec.approval_row(decided, _T)
+    cur = conn.execute(_DECIDE_APPROVAL, (row[5], row[8], row[9], row[10], row[11], request_id))
+    if cur.rowcount != 1:  # cannot happen under the write lock; refuse rather than guess
+        raise StoreUnavailable(f"approval request {request_id!r} changed while being decided")
+    return codec.approval_from_row(row, _T), error
