@@ -249,7 +249,7 @@ def build(*, budget_usd: float = 0.05) -> Workflow:
     is what makes the pre-flight worst-case bound small enough to budget against.
     """
     mini, big = "gpt-4o-mini", "gpt-4o"
-    limits = {"max_input_tokens": 2_000, "max_repairs": 1,
+    limits: dict[str, Any] = {"max_input_tokens": 2_000, "max_repairs": 1,
               "settings": ModelSettings(max_tokens=400)}
     agents = [
         LLMAgent("triage", instructions="Classify the support ticket.",

@@ -9,10 +9,12 @@ Every agent call and every tool call of a run passes through
 3. journal replay (a completed step returns its recorded output: no call, no cost)
 4. HITL checkpoint hook
 5. input contract validation (a bad input is blamed on the step that produced it)
+   and the policy's step guards (``before``: a circuit breaker may refuse the call)
 6. per attempt: budget (calls; tokens and usd reserved per model request),
    timeout, the call itself, retry with backoff on transient faults
 7. output contract validation and checks, with bounded repair (the errors go back
-   to the producer as ``ctx.feedback``)
+   to the producer as ``ctx.feedback``); step guards see every failure and every
+   valid output (progress detection may stop a loop that makes none)
 8. events, step record, usage and cost accounting per agent and step
 
 Nothing else in the runtime calls agents or tools.
@@ -217,6 +219,14 @@ class RunContext:
             ) from None
 
         policy = self.policy
+        guards = policy.guards
+        for guard in guards:
+            try:
+                guard.before(self, name, key, payload)
+            except GuardTripped as refused:
+                self.trip(refused.at(step=key, agent=name))  # type: ignore[arg-type]
+                self._fail(key, name, payload, 0, time.time(), Usage(), refused)
+                raise
         retry: Retry = getattr(agent, "retry", None) or policy.retry
         timeout = getattr(agent, "timeout_s", None) or policy.step_timeout_s
         repairs_left = max_repairs if max_repairs is not None else (
@@ -268,6 +278,8 @@ class RunContext:
                 if isinstance(err, GuardTripped):
                     self.trip(err)
                 failures += 1
+                for guard in guards:
+                    guard.failed(self, name, key, err)
                 will_retry = not isinstance(err, GuardTripped) and retry.should_retry(err, failures)
                 self.emit(ev.StepFailed, step=key, agent=name, attempt=attempt,
                           error_type=type(err).__name__, message=err.message,
@@ -303,6 +315,13 @@ class RunContext:
                                             errors=errors, step=key, agent=name, attempts=attempt)
                 self._fail(key, name, payload, attempt, started, step_usage, failure)
                 raise failure
+            for guard in guards:
+                try:
+                    guard.succeeded(self, name, key, payload, out)
+                except GuardTripped as stopped:
+                    self.trip(stopped.at(step=key, agent=name))  # type: ignore[arg-type]
+                    self._fail(key, name, payload, attempt, started, step_usage, stopped)
+                    raise
             duration = time.perf_counter() - t0
             self.emit(ev.StepFinished, step=key, agent=name, attempt=attempt,
                       duration_s=duration, input_tokens=sctx.usage.input_tokens,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from orchestrion.guards.budget import Budget
 from orchestrion.guards.retry import Retry
+from orchestrion.runtime.hooks import StepGuard
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -23,6 +24,7 @@ class Policy:
     retry: Retry = field(default_factory=Retry)
     max_repairs: int = 1
     signing_key: bytes | None = None
+    guards: tuple[StepGuard, ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_repairs < 0:

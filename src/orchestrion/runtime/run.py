@@ -113,6 +113,8 @@ async def execute(
         error = RunError(f"internal error: {type(exc).__name__}: {exc}",
                          hint="this is a bug; report it with the chained traceback")
         error.__cause__ = exc
+    for guard in policy.guards:
+        guard.finished(ctx)
     ctx.emit(ev.RunFinished, status=status, error=None if error is None else str(error),
              step=None if error is None else error.step)
     total = Usage()
