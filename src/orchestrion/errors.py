@@ -30,12 +30,19 @@ cancelled) are *not* errors: they live in their own small tree under
     │   ├── GuardTripped                a runtime guard stopped the run
     │   │   ├── BudgetExceeded          usd / tokens / calls / seconds
     │   │   ├── LoopBoundReached        a refine/handoff/debate loop hit its bound
+    │   │   ├── LoopDetected            a loop stopped making progress (names the cycle)
+    │   │   ├── CircuitOpen             an agent or provider failed too often; calls refused
+    │   │   ├── ContextOverflow         a request would not fit the model's context window
     │   │   └── CapabilityDenied        an agent used a tool it was not granted
     │   ├── RouteError                  a classifier picked a label with no branch
     │   ├── PlanInvalid                 an orchestrator plan failed validation
     │   ├── ConflictUnresolved          parallel outputs disagree and the merge could not decide
-    │   └── BranchesFailed              parallel branches failed (others kept results)
+    │   ├── BranchesFailed              parallel branches failed (others kept results)
+    │   └── ApprovalRejected            a human rejected the proposed action (or it expired)
     └── StoreError                      the journal could not be read or written
+        ├── (store.errors: UnknownRun, SchemaTooNew, CorruptRecord, Approval*, ...)
+        ├── RunNotResumable             the run is finished, cancelled or running elsewhere
+        └── DefinitionChanged           the workflow changed since the run started
 
     Signal                              not an error: control flow
     ├── ApprovalRequired                a human must decide; the run pauses
@@ -360,6 +367,79 @@ class CapabilityDenied(GuardTripped):
     """An agent tried to use a tool or effect it was not granted."""
 
 
+class LoopDetected(GuardTripped):
+    """A loop repeats itself without progress; ``cycle`` names the steps that repeat.
+
+    ``kind`` says how: ``"repeat"`` (same agent, same input, same output again),
+    ``"stalled"`` (a refine draft equal to the previous round's), ``"ping-pong"``
+    (hand-offs cycling with the same outputs), ``"replan"`` (a planner returning
+    the plan it was just told was wrong), ``"recursion"`` (an agent delegating back
+    to itself with the same input) or ``"tool-repeat"``.
+    """
+
+    def __init__(self, message: str, *, kind: str, cycle: Sequence[str],
+                 agents: Sequence[str], step=None, agent=None, hint: str | None = None):
+        self.kind = kind
+        self.cycle = tuple(cycle)
+        self.agents = tuple(agents)
+        super().__init__(
+            f"{message}; cycle: {' -> '.join(self.cycle)}",
+            guard="progress",
+            limit=None,
+            measured=len(self.cycle),
+            step=step,
+            agent=agent,
+            hint=hint or "the loop makes no progress: give the agents new information "
+            "between rounds (feedback, results), or stop earlier",
+        )
+
+
+class CircuitOpen(GuardTripped):
+    """Calls to an agent (or to a provider) are refused after repeated failures.
+
+    ``target`` is the agent name or the provider id, ``failures`` the consecutive
+    failures that opened the circuit, ``retry_in_s`` when the next probe call is let
+    through.
+    """
+
+    def __init__(self, target: str, *, scope: str, failures: int, threshold: int,
+                 retry_in_s: float, last_error: str = "", step=None, agent=None):
+        self.target = target
+        self.scope = scope
+        self.failures = failures
+        self.retry_in_s = retry_in_s
+        self.last_error = last_error
+        last = f" (last: {last_error})" if last_error else ""
+        super().__init__(
+            f"circuit for {scope} {target!r} is open after {failures} consecutive "
+            f"failure(s){last}; next probe in {retry_in_s:.1f}s",
+            guard="breaker",
+            limit=threshold,
+            measured=failures,
+            step=step,
+            agent=agent,
+            hint=f"fix or replace {target!r}; calls resume after a successful probe",
+        )
+
+
+class ContextOverflow(GuardTripped):
+    """A model request would exceed the model's context window (it is never sent)."""
+
+    def __init__(self, message: str, *, limit: int, measured: int, step=None, agent=None,
+                 hint: str | None = None):
+        super().__init__(
+            message,
+            guard="context_window",
+            limit=limit,
+            measured=measured,
+            step=step,
+            agent=agent,
+            hint=hint or "send typed payloads instead of transcripts, declare "
+            "overflow='prune' or overflow='summarize' on the agent, lower max_tokens, "
+            "or use a model with a larger window",
+        )
+
+
 class RouteError(RunError):
     """A classifier picked a label that has no branch and there is no default."""
 
@@ -419,8 +499,44 @@ class BranchesFailed(RunError):
         )
 
 
+class ApprovalRejected(RunError):
+    """A human rejected the proposed action, or the request expired before a decision."""
+
+    def __init__(self, request_id: str, *, reason: str, by: str | None, step=None, agent=None):
+        self.request_id = request_id
+        self.reason = reason
+        self.by = by
+        who = f" by {by}" if by else ""
+        super().__init__(
+            f"approval {request_id} was {reason}{who}",
+            step=step,
+            agent=agent,
+            hint="the run ends here with its partial results; start a new run, or change "
+            "the proposal and ask again",
+        )
+
+
 class StoreError(OrchestrionError):
     """The journal could not be read or written."""
+
+
+class RunNotResumable(StoreError):
+    """The run cannot be resumed: it finished, was cancelled, or is not paused/interrupted."""
+
+
+class DefinitionChanged(StoreError):
+    """The workflow definition differs from the one the run was started with."""
+
+    def __init__(self, run_id: str, stored: str, current: str) -> None:
+        self.run_id = run_id
+        self.stored = stored
+        self.current = current
+        super().__init__(
+            f"run {run_id} was started with workflow definition {stored[:12]}, "
+            f"the current one is {current[:12]}",
+            hint="resume with the workflow it started with, or pass force=True (--force) "
+            "to replay the journal against the changed definition",
+        )
 
 
 # --------------------------------------------------------------------------- signals

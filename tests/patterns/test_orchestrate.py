@@ -13,10 +13,12 @@ from orchestrion.agents.function import agent
 from orchestrion.agents.llm import LLMAgent
 from orchestrion.agents.stub import StubAgent
 from orchestrion.contracts.contract import Contract
+from orchestrion.durable import Runner
 from orchestrion.errors import BranchesFailed, CheckFailed, PlanInvalid
 from orchestrion.patterns.chain import chain
 from orchestrion.patterns.orchestrate import OrchestrateResult, Plan, TaskResult, orchestrate
 from orchestrion.providers.scripted import ScriptedProvider
+from orchestrion.store import MemoryStore
 from orchestrion.workflow import Workflow
 
 # --------------------------------------------------------------------------- models
@@ -507,27 +509,15 @@ def test_describe_names_every_agent():
 # --------------------------------------------------------------------------- resume
 
 
-class DictJournal:
-    """The smallest journal: completed steps by (key, input fingerprint)."""
-
-    def __init__(self) -> None:
-        self.records: dict[tuple[str, str], Any] = {}
-
-    async def replay(self, key: str, input_fingerprint: str):
-        return self.records.get((key, input_fingerprint))
-
-    async def record(self, record, input_fingerprint: str) -> None:
-        self.records[(record.key, input_fingerprint)] = record
-
-
 async def test_resume_replays_the_plan_and_finished_workers():
-    journal = DictJournal()
     plan = {"tasks": [task("search", q="a"), task("add", a=1, b=2)]}
     boss, flaky = planner(plan), flaky_search()
     wf = Workflow(flow(), agents=[boss, flaky, add])
-    first = await wf.run({"topic": "t"}, journal=journal)
-    assert isinstance(first.error, BranchesFailed)
-    second = await wf.run({"topic": "t"}, journal=journal)
+    async with MemoryStore() as store:
+        runner = Runner(store)
+        first = await runner.run(wf, {"topic": "t"})
+        assert isinstance(first.error, BranchesFailed)
+        second = await runner.resume(first.run_id, wf)
     assert second.ok, second.error
     # Same keys on resume: the plan and the finished worker come from the journal.
     assert boss.calls == 1 and flaky.calls == 2

@@ -3,8 +3,6 @@ the generator, budgets mid-loop, keys, static checks and the cost bound."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from pydantic import BaseModel, ConfigDict
 
@@ -12,12 +10,14 @@ from orchestrion.agents.function import agent
 from orchestrion.agents.llm import LLMAgent
 from orchestrion.agents.stub import StubAgent
 from orchestrion.contracts.contract import Contract
-from orchestrion.errors import BudgetExceeded, CheckFailed, LoopBoundReached
+from orchestrion.durable import Runner
+from orchestrion.errors import BudgetExceeded, CheckFailed, DefinitionChanged, LoopBoundReached
 from orchestrion.guards.budget import Budget
 from orchestrion.patterns.chain import chain
 from orchestrion.patterns.refine import refine
 from orchestrion.providers.scripted import ScriptedProvider
 from orchestrion.runtime.policy import Policy
+from orchestrion.store import MemoryStore
 from orchestrion.workflow import Workflow
 
 # --------------------------------------------------------------------------- models
@@ -236,30 +236,21 @@ async def test_budget_exhausted_mid_refine_keeps_earlier_drafts():
     assert len(result.events_of("guard.tripped")) == 1
 
 
-class DictJournal:
-    """The smallest journal: completed steps by (key, input fingerprint)."""
-
-    def __init__(self) -> None:
-        self.records: dict[tuple[str, str], Any] = {}
-
-    async def replay(self, key: str, input_fingerprint: str):
-        return self.records.get((key, input_fingerprint))
-
-    async def record(self, record, input_fingerprint: str) -> None:
-        self.records[(record.key, input_fingerprint)] = record
-
-
 async def test_resume_after_the_budget_replays_finished_rounds():
-    journal = DictJournal()
     writer, judge = make_writer(), critic(2)
     poor = Workflow(
         refine("writer", "critic", max_rounds=5),
         agents=[writer, judge],
         policy=Policy(budget=Budget(calls=3)),
     )
-    assert (await poor.run({"topic": "t"}, journal=journal)).status == "failed"
     rich = Workflow(refine("writer", "critic", max_rounds=5), agents=[writer, judge])
-    result = await rich.run({"topic": "t"}, journal=journal)
+    async with MemoryStore() as store:
+        runner = Runner(store)
+        failed = await runner.run(poor, {"topic": "t"})
+        assert failed.status == "failed"
+        with pytest.raises(DefinitionChanged):  # the budget is part of the definition
+            await runner.resume(failed.run_id, rich)
+        result = await runner.resume(failed.run_id, rich, force=True)
     assert result.ok and result.output.version == 2
     replayed = [s.key for s in result.steps if s.status == "replayed"]
     assert replayed == ["refine[0]/writer", "refine[0]/critic", "refine[1]/writer"]

@@ -272,6 +272,13 @@ class ApprovalsConformance:
         assert await store.get_approval("req-1") == approval
         assert await store.pending_approvals("run-1") == [approval]
 
+    async def test_pending_requests_are_listed_oldest_first(self, store: Store) -> None:
+        await self._pending(store)
+        for request_id, created in [("req-0", T0), ("req-3", at(-1)), ("req-2", T0)]:
+            await store.create_approval(make_approval(request_id, created_at=created))
+        pending = await store.pending_approvals("run-1")
+        assert [a.request_id for a in pending] == ["req-3", "req-1", "req-0", "req-2"]
+
     async def test_approving_records_who_and_when_and_is_single_use(self, store: Store) -> None:
         approval = await self._pending(store)
         decided = await store.decide_approval(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from orchestrion.store import PayloadNotJSON, RunRecord, action_hash, codec
 from orchestrion.store.records import EventRecord, StepRecord
@@ -60,3 +63,24 @@ def test_rows_round_trip_through_both_time_codecs(time: codec.TimeCodec) -> None
 def test_iso_timestamps_sort_chronologically() -> None:
     early, late = T0.replace(microsecond=0), T0.replace(microsecond=1)
     assert codec.ISO_TIME.dump(early) < codec.ISO_TIME.dump(late)
+
+
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(payload=_json, data=st.dictionaries(st.text(), _json, max_size=4))
+def test_any_json_value_round_trips(payload: object, data: dict[str, object]) -> None:
+    step = StepRecord(run_id="r", key="k", attempt=1, agent="a", input=payload, output=payload,
+                      provenance=data)  # fmt: skip
+    assert codec.step_from_row(codec.step_row(step, codec.ISO_TIME), codec.ISO_TIME) == step
+    assert action_hash(payload) == action_hash(json.loads(json.dumps(payload)))

@@ -59,7 +59,7 @@ async def test_schemas_keep_journals_apart(pg_schema: tuple[str, str]) -> None:
             with pytest.raises(UnknownRun):
                 await b.get_run("run-1")
     finally:
-        from .conftest import drop_pg_schema
+        from conftest import drop_pg_schema
 
         await drop_pg_schema(*other)
 
@@ -129,10 +129,8 @@ async def test_more_tasks_than_connections_all_land(pg_schema: tuple[str, str]) 
 async def test_a_killed_connection_is_replaced(pg_schema: tuple[str, str], raw: Any) -> None:
     async with store_for(pg_schema, max_connections=1) as store:
         await store.create_run(make_run())
-        await raw.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
+        pid = (await store._one("SELECT pg_backend_pid()", ()) or (0,))[0]  # its one connection
+        await raw.execute("SELECT pg_terminate_backend(%s)", (pid,))
         with pytest.raises(StoreUnavailable):
             await store.get_run("run-1")  # this call saw the connection die
         assert (await store.get_run("run-1")).run_id == "run-1"  # the next one reconnects

@@ -1,10 +1,11 @@
 """Human agent: asks a person for the output through an approval request.
 
 The first time the step runs, the run pauses with a pending request (the
-payload, the prompt and the JSON schema of the expected answer).  When the run is
-resumed with an answer for that step, the answer is validated against the
-contract like any other agent's output.  The full HITL machinery (levels,
-expiry, edits) builds on this in ``orchestrion.hitl``.
+payload, the prompt and the JSON schema of the expected answer).  In a durable
+run (``orchestrion.Runner``) the request is an approval record in the journal and
+the answer is its edited action (``orchestrion approve RUN --edit JSON``); in a
+plain in-memory run, answers are passed to ``Workflow.run(answers={step: ...})``.
+Either way the answer is validated against the contract like any agent's output.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ class HumanAgent(Agent):
 
     async def run(self, input: Any, ctx: Any) -> Any:
         run = ctx.run
+        ask = getattr(run.checkpoint, "ask_human", None)
+        if ask is not None:  # durable runs: the request and the answer live in the journal
+            return await ask(run, ctx.key, self.name, self.prompt, input,
+                             self.contract.output.model_json_schema())
         if ctx.key in run.answers:
             return run.answers[ctx.key]
         request_id = request_id_for(run.run_id, ctx.key)

@@ -8,6 +8,7 @@ particular path, e.g. an invalid first output followed by a valid repair.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,7 +24,7 @@ class StubAgent(Agent):
     """A contract-derived agent. ``script`` items are used in order, one per call:
 
     * a BaseModel / dict / JSON string: returned as the output (validated by the runtime)
-    * a callable ``f(input) -> output``: called with the typed input
+    * a callable ``f(input) -> output`` (sync or async): called with the typed input
     * an exception instance: raised (to inject faults)
     * ``...`` (Ellipsis): a generated stub value
 
@@ -73,7 +74,8 @@ class StubAgent(Agent):
             raise item
         if callable(item) and not isinstance(item, type | BaseModel):
             fn: Callable[[Any], Any] = item
-            return fn(input)
+            result = fn(input)
+            return await result if inspect.isawaitable(result) else result
         return item
 
 

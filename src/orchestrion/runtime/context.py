@@ -36,6 +36,7 @@ from orchestrion.cost.prices import price_of, priced
 from orchestrion.cost.usage import Usage
 from orchestrion.errors import (
     AgentFailed,
+    Cancelled,
     CapabilityDenied,
     ContractViolation,
     GuardTripped,
@@ -76,17 +77,41 @@ class RepairFeedback:
 
 
 class Journal(Protocol):
-    """Where completed steps are recorded and replayed from (see orchestrion.store)."""
+    """Where steps are recorded and replayed from (see ``orchestrion.runtime.journal``).
+
+    ``replay`` returns the completed record of ``key`` for the same input, or a
+    record with status ``"started"`` when a previous process began the step and
+    never finished it (it may or may not have had its effect).
+    """
 
     async def replay(self, key: str, input_fingerprint: str) -> StepRecord | None: ...
 
+    async def started(self, key: str, agent: str, payload: Any, input_fingerprint: str) -> None:
+        """Durably mark a non-idempotent step as begun, before its side effect."""
+
     async def record(self, record: StepRecord, input_fingerprint: str) -> None: ...
+
+    def cancelled(self) -> bool:
+        """True once the run was cancelled (checked before every call)."""
 
 
 class Checkpoint(Protocol):
-    """HITL hook consulted before a step runs; may raise ApprovalRequired."""
+    """Human-in-the-loop hooks of the choke point (see ``orchestrion.hitl``).
 
-    async def before(self, ctx: RunContext, key: str, agent: str, payload: Any) -> None: ...
+    Each may raise ApprovalRequired (the run pauses) or ApprovalRejected; the
+    returned value replaces the payload/output (a human's edit).
+    """
+
+    async def before(self, ctx: RunContext, key: str, agent: AgentLike, payload: Any) -> Any: ...
+
+    async def after(self, ctx: RunContext, key: str, agent: AgentLike, payload: Any,
+                    output: Any) -> Any: ...
+
+    async def on_failure(self, ctx: RunContext, key: str, agent: AgentLike, payload: Any,
+                         error: RunError) -> Any | None: ...
+
+    async def confirm_rerun(self, ctx: RunContext, key: str, agent: AgentLike,
+                            payload: Any) -> None: ...
 
 
 class RunContext:
@@ -126,6 +151,7 @@ class RunContext:
         checkpoint: Checkpoint | None = None,
         listeners: Sequence[Callable[[ev.Event], None]] = (),
         answers: dict[str, Any] | None = None,
+        seq_start: int = 0,
     ) -> None:
         self.run_id = run_id
         self.trace_id = trace_id
@@ -143,7 +169,7 @@ class RunContext:
         self.calls_by_agent: dict[str, int] = {}
         self.answers: dict[str, Any] = answers or {}
         self.pending: list[dict[str, Any]] = []
-        self._seq = 0
+        self._seq = seq_start  # a resumed run continues its event log without a gap
 
     # ------------------------------------------------------------------ events
 
@@ -199,13 +225,22 @@ class RunContext:
         name = agent.name
         contract = agent.contract
         fingerprint = ""
-        if self.journal is not None:
+        journal = self.journal
+        if journal is not None:
+            if journal.cancelled():
+                raise Cancelled(f"run {self.run_id} was cancelled before step {key}")
             fingerprint = payload_json(env.payload)
-            replayed = await self.journal.replay(key, fingerprint)
-            if replayed is not None:
-                return self._replay(replayed, env, name)
-        if self.checkpoint is not None:
-            await self.checkpoint.before(self, key, name, env.payload)
+            replayed = await journal.replay(key, fingerprint)
+            if replayed is not None and replayed.status == "succeeded":
+                return self._replay(replayed, env, agent)
+            if replayed is not None and not getattr(agent, "idempotent", True):
+                # Begun by a process that died: it may have had its effect. Never repeat
+                # blindly; a human confirms (the agent may use ctx.idempotency_key instead).
+                if self.checkpoint is None:
+                    raise AgentFailed(f"non-idempotent step {key} was interrupted and "
+                                      "cannot be confirmed without a HITL checkpoint",
+                                      step=key, agent=name)
+                await self.checkpoint.confirm_rerun(self, key, agent, env.payload)
         try:
             payload = coerce(contract.input, env.payload)
         except ValidationError as exc:
@@ -218,6 +253,12 @@ class RunContext:
                 errors=errors, direction="input", step=env.key or key, agent=env.sender,
             ) from None
 
+        if self.checkpoint is not None:
+            edited = await self.checkpoint.before(self, key, agent, payload)
+            if edited is not payload:
+                payload = self._coerce_edit(contract.input, edited, key, name)
+        if journal is not None and not getattr(agent, "idempotent", True):
+            await journal.started(key, name, payload, fingerprint)
         policy = self.policy
         guards = policy.guards
         for guard in guards:
@@ -287,13 +328,19 @@ class RunContext:
                 if will_retry:
                     await asyncio.sleep(retry.delay(failures))
                     continue
-                self._fail(key, name, payload, attempt, started, step_usage, err)
-                if err is exc:
-                    raise
-                raise err from exc
+                supplied = None
+                if self.checkpoint is not None:  # HITL level 2: a human may supply the output
+                    supplied = await self.checkpoint.on_failure(self, key, agent, payload, err)
+                if supplied is None:
+                    self._fail(key, name, payload, attempt, started, step_usage, err)
+                    if err is exc:
+                        raise
+                    raise err from exc
+                raw = supplied
+            else:
+                step_usage += sctx.usage
+                self._account(name, sctx.usage)
             failure: RunError
-            step_usage += sctx.usage
-            self._account(name, sctx.usage)
             out, errors = contract.validate_output(raw)
             if out is not None and not errors:
                 errors = [m for c in all_checks if (m := c.run(out)) is not None]
@@ -315,6 +362,10 @@ class RunContext:
                                             errors=errors, step=key, agent=name, attempts=attempt)
                 self._fail(key, name, payload, attempt, started, step_usage, failure)
                 raise failure
+            if self.checkpoint is not None:
+                edited = await self.checkpoint.after(self, key, agent, payload, out)
+                if edited is not out:
+                    out = self._coerce_edit(contract.output, edited, key, name)
             for guard in guards:
                 try:
                     guard.succeeded(self, name, key, payload, out)
@@ -333,8 +384,8 @@ class RunContext:
                                 duration_s=time.time() - started,
                                 provenance=result.provenance())
             self.steps.append(record)
-            if self.journal is not None:
-                await self.journal.record(record, fingerprint)
+            if journal is not None:
+                await journal.record(record, fingerprint)
             if self.policy.signing_key is not None:
                 result = result.signed(self.policy.signing_key)
             return result
@@ -396,14 +447,26 @@ class RunContext:
 
     # ------------------------------------------------------------------ helpers
 
-    def _replay(self, record: StepRecord, env: Envelope, name: str) -> Envelope:
+    def _replay(self, record: StepRecord, env: Envelope, agent: AgentLike) -> Envelope:
+        """A completed step from the journal: its output, typed again; no call, no cost."""
+        name = agent.name
+        output = coerce(agent.contract.output, record.output)
         self.emit(ev.StepReplayed, step=record.key, agent=name)
         self.steps.append(StepRecord(key=record.key, agent=name, status="replayed",
                                      attempts=record.attempts, input=record.input,
-                                     output=record.output, usage=Usage(),
+                                     output=output, usage=Usage(),
                                      provenance=record.provenance))
         taint = tuple(record.provenance.get("taint_sources", ()))
-        return env.derive(record.output, sender=name, key=record.key, tainted_by=taint)
+        return env.derive(output, sender=name, key=record.key, tainted_by=taint)
+
+    def _coerce_edit(self, model: type[BaseModel], edited: Any, key: str, name: str) -> Any:
+        """A human's edit, validated like any producer's output (the human is the producer)."""
+        try:
+            return coerce(model, edited)
+        except ValidationError as exc:
+            raise ContractViolation("the human edit does not match the contract",
+                                    errors=format_validation_errors(exc), step=key,
+                                    agent=f"human@{name}") from None
 
     def _account(self, agent: str, usage: Usage) -> None:
         self.calls_by_agent[agent] = self.calls_by_agent.get(agent, 0) + 1

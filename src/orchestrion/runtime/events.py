@@ -130,6 +130,25 @@ class ApprovalRequested(Event):
     prompt: str
 
 
+@dataclass(frozen=True, slots=True)
+class ApprovalDecided(Event):
+    kind: ClassVar[str] = "approval.decided"
+    step: str
+    request_id: str
+    decision: str
+    by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Alert(Event):
+    """HITL level 3: something a supervisor should look at; the run goes on."""
+
+    kind: ClassVar[str] = "alert"
+    step: str
+    reason: str
+    suppressed: int = 0
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -144,6 +163,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Disagreement,
         GuardTrippedEvent,
         ApprovalRequested,
+        ApprovalDecided,
+        Alert,
     )
 }
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from orchestrion.guards.budget import Budget
 from orchestrion.guards.retry import Retry
+from orchestrion.hitl.levels import AUTONOMOUS, Hitl
 from orchestrion.runtime.hooks import StepGuard
 
 
@@ -25,6 +26,7 @@ class Policy:
     max_repairs: int = 1
     signing_key: bytes | None = None
     guards: tuple[StepGuard, ...] = ()
+    hitl: Hitl = AUTONOMOUS
 
     def __post_init__(self) -> None:
         if self.max_repairs < 0:

@@ -64,6 +64,8 @@ async def execute(
     checkpoint: Checkpoint | None = None,
     answers: dict[str, Any] | None = None,
     listeners: Sequence[Callable[[ev.Event], None]] = (),
+    seq_start: int = 0,
+    trace_id: str | None = None,
 ) -> RunResult:
     """Run ``workflow`` on ``value``. Never raises for run failures: they are on the result."""
     workflow.ensure_checked()
@@ -71,7 +73,7 @@ async def execute(
     policy = workflow.policy
     ctx = RunContext(
         run_id=run_id or new_id("run"),
-        trace_id=uuid.uuid4().hex,
+        trace_id=trace_id or uuid.uuid4().hex,
         workflow=workflow.name,
         registry=workflow.registry,
         policy=policy,
@@ -81,6 +83,7 @@ async def execute(
         checkpoint=checkpoint,
         listeners=listeners,
         answers=answers,
+        seq_start=seq_start,
     )
     ctx.emit(ev.RunStarted, run_id=ctx.run_id, workflow=workflow.name, trace_id=ctx.trace_id)
     started = time.perf_counter()

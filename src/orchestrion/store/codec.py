@@ -136,7 +136,7 @@ def _build(dec: _Decoder, cls: type[Any], **fields: Any) -> Any:
     # The record constructors only reject an unknown status; name that column.
     try:
         return cls(**fields)
-    except (TypeError, ValueError) as exc:
+    except ValueError as exc:
         raise dec.corrupt("status", str(exc)) from None
 
 

@@ -2,7 +2,8 @@
 
 All of them are :class:`~orchestrion.errors.StoreError`, so ``except StoreError``
 catches any journal problem.  None of them loses data: a refused write changes
-nothing, and a refused read leaves the journal as it was.
+nothing (ApprovalExpired alone records the expiry it found), and a refused read
+leaves the journal as it was.
 
 ::
 

@@ -63,7 +63,7 @@ _V1_SQLITE = (
 
 # Postgres keeps JSON in `json` columns: validated on write, yet read back as the
 # exact text written (jsonb would reorder keys and turn 1e20 into an integer).
-# `row_id` gives runs and steps a stable insertion order.
+# `row_id` gives runs, steps and approvals a stable insertion order (SQLite's rowid).
 _V1_POSTGRES = (
     """CREATE TABLE runs (
         row_id bigint GENERATED ALWAYS AS IDENTITY, run_id text PRIMARY KEY,
@@ -89,7 +89,7 @@ _V1_POSTGRES = (
         seq bigint NOT NULL, kind text NOT NULL, at timestamptz NOT NULL,
         data json NOT NULL, PRIMARY KEY (run_id, seq))""",
     """CREATE TABLE approvals (
-        request_id text PRIMARY KEY,
+        row_id bigint GENERATED ALWAYS AS IDENTITY, request_id text PRIMARY KEY,
         run_id text NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
         step_key text NOT NULL, action json NOT NULL, action_hash text NOT NULL,
         status text NOT NULL, created_at timestamptz NOT NULL, expires_at timestamptz,

@@ -10,6 +10,7 @@ and writes the request in one transaction, holding its row lock.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -109,34 +110,37 @@ class PostgresStore(Store):
         if not _SCHEMA_NAME.fullmatch(schema):
             raise StoreUnavailable(
                 f"Postgres schema name {schema!r} is not a plain identifier",
-                hint="use lower-case letters, digits and underscores, starting with a letter",
+                hint="use lower-case letters, digits and underscores, not starting with a digit",
             )
         self.dsn = dsn
         self.schema = schema
         self._max_connections = max_connections
         self._connect_timeout = connect_timeout
         self._pool: ConnectionPool | None = None
+        self._lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         # Never echo the DSN: it may hold a password.
         return f"PostgresStore(schema={self.schema!r})"
 
     async def open(self) -> None:
-        if self._pool is not None:
-            return
-        pool = ConnectionPool(self._connect, self._max_connections)
-        try:
-            async with _translated(), pool.connection() as conn:
-                await migrate_postgres(conn, schema=self.schema, where=f"schema {self.schema}")
-        except BaseException:
-            await pool.close()
-            raise
-        self._pool = pool
+        async with self._lock:
+            if self._pool is not None:
+                return
+            pool = ConnectionPool(self._connect, self._max_connections)
+            try:
+                async with _translated(), pool.connection() as conn:
+                    await migrate_postgres(conn, schema=self.schema, where=f"schema {self.schema}")
+            except BaseException:
+                await pool.close()
+                raise
+            self._pool = pool
 
     async def close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
+        async with self._lock:
+            pool, self._pool = self._pool, None
+            if pool is not None:
+                await pool.close()
 
     async def _connect(self) -> Conn:
         try:
@@ -149,8 +153,12 @@ class PostgresStore(Store):
                 hint="check the DSN and that the server is running and reachable",
             ) from exc
         conn.adapters.register_loader("json", TextLoader)  # the codec decodes JSON itself
-        await conn.execute(f'SET search_path TO "{self.schema}"')  # type: ignore[arg-type]
-        await conn.execute("SET TIME ZONE 'UTC'")
+        try:
+            await conn.execute(f'SET search_path TO "{self.schema}"')  # type: ignore[arg-type]
+            await conn.execute("SET TIME ZONE 'UTC'")
+        except BaseException:
+            await conn.close()
+            raise
         return conn
 
     @asynccontextmanager
@@ -331,7 +339,7 @@ class PostgresStore(Store):
     async def pending_approvals(self, run_id: str) -> list[ApprovalRecord]:
         sql = (
             f"SELECT {_APPROVAL_COLS} FROM approvals WHERE run_id = %s AND status = 'pending' "
-            "ORDER BY created_at, request_id"
+            "ORDER BY created_at, row_id"
         )
         rows = await self._all(sql, (run_id,))
         if not rows:

@@ -120,6 +120,8 @@ class ApprovalRecord:
 
     ``action_hash`` (see :func:`orchestrion.store.codec.action_hash`) binds the
     decision to the action the human saw; a request is decided at most once.
+    ``decided_at`` is when it was decided, or found expired (then ``decided_by``
+    stays ``None``).
     """
 
     request_id: str

@@ -1,7 +1,8 @@
-"""Store fixtures: every conformance test runs on memory, SQLite and Postgres.
+"""Store fixtures: conformance and durability tests run on memory, SQLite and Postgres.
 
-Postgres runs when ORCHESTRION_TEST_PG_DSN is set (CI sets it from
+Postgres runs when ORCHESTRION_TEST_PG_DSN is set (``./dev test`` sets it from
 ``.ci/postgres.sh start``); each test gets a schema of its own, dropped afterwards.
+With ORCHESTRION_REQUIRE_PG=1 (CI) a missing Postgres fails instead of skipping.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def pg_dsn() -> str:
     """The test Postgres DSN, or skip the test with the reason it cannot run."""
     dsn = os.environ.get(PG_DSN_ENV)
     if not dsn:
+        if os.environ.get("ORCHESTRION_REQUIRE_PG") == "1":
+            pytest.fail(f"{PG_DSN_ENV} is not set but ORCHESTRION_REQUIRE_PG=1 (CI)")
         pytest.skip(PG_SKIP_REASON)
     return dsn
 

@@ -1,0 +1,117 @@
+"""Runner: durable runs on a journal. Every accepted run is journaled before it is
+acknowledged; a run that crashes, is killed or waits days for a human resumes
+without repeating or paying again for any completed step.
+
+::
+
+    async with open_store("sqlite:///journal.db") as store:
+        runner = Runner(store)
+        result = await runner.run(workflow, ticket, ref="myapp.flows:support")
+        ...                                   # the process dies, or the run pauses
+        result = await runner.resume(result.run_id, workflow)
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from orchestrion.contracts.contract import dump_payload
+from orchestrion.errors import DefinitionChanged, RunNotResumable
+from orchestrion.hitl.gate import HitlGate
+from orchestrion.runtime.journal import StoreJournal
+from orchestrion.runtime.result import RunResult
+from orchestrion.runtime.run import execute, new_id, validate_input
+from orchestrion.store import ApprovalRecord, RunRecord, Store
+from orchestrion.workflow import Workflow
+
+
+class Runner:
+    """Runs workflows durably on ``store`` (SQLite by default, Postgres, or memory)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._live: dict[str, StoreJournal] = {}
+
+    async def run(self, workflow: Workflow, input: Any, *, run_id: str | None = None,
+                  deps: Any = None, ref: str | None = None, tainted: bool = False) -> RunResult:
+        """Journal a new run, then execute it. Bad input raises before anything is journaled."""
+        run_id = await self.submit(workflow, input, run_id=run_id, ref=ref)
+        return await self._execute(workflow, run_id, deps=deps, tainted=tainted)
+
+    async def submit(self, workflow: Workflow, input: Any, *, run_id: str | None = None,
+                     ref: str | None = None) -> str:
+        """Accept a run: validate, check, journal durably, and return its id (not started)."""
+        workflow.ensure_checked()
+        payload = validate_input(workflow, input)
+        run_id = run_id or new_id("run")
+        await self.store.create_run(RunRecord(
+            run_id=run_id, workflow=workflow.name, definition_hash=workflow.definition_hash(),
+            input=dump_payload(payload), trace_id=uuid.uuid4().hex,
+            metadata={"ref": ref} if ref else {}))
+        return run_id
+
+    async def resume(self, run_id: str, workflow: Workflow, *, deps: Any = None,
+                     force: bool = False) -> RunResult:
+        """Re-enter a paused, interrupted or failed run: completed steps replay from the
+        journal (no call, no cost), in-flight steps run again, non-idempotent in-flight
+        steps need a human's confirmation."""
+        record = await self.store.get_run(run_id)
+        if record.status in ("succeeded", "cancelled"):
+            # A failed run may resume (say with a raised budget): finished steps replay.
+            raise RunNotResumable(f"run {run_id} already {record.status}",
+                                  hint="paused, interrupted and failed runs resume; "
+                                  "`orchestrion show RUN` shows this one's result")
+        if run_id in self._live:
+            raise RunNotResumable(f"run {run_id} is running in this process",
+                                  hint="wait for it, or cancel it first")
+        current = workflow.definition_hash()
+        if record.definition_hash != current and not force:
+            raise DefinitionChanged(run_id, record.definition_hash, current)
+        return await self._execute(workflow, run_id, deps=deps)
+
+    async def decide(self, request_id: str, *, decision: str, by: str,
+                     edited: Any = None, reason: str | None = None) -> ApprovalRecord:
+        """Approve, reject or edit a pending request (single use, bound to its action hash)."""
+        request = await self.store.get_approval(request_id)
+        return await self.store.decide_approval(
+            request_id, decision=decision, by=by, action_hash=request.action_hash,
+            edited_action=edited, reason=reason)
+
+    async def cancel(self, run_id: str) -> RunRecord:
+        """Cancel a run cooperatively: no new call starts; the journal stays consistent."""
+        record = await self.store.get_run(run_id)
+        if record.finished:
+            raise RunNotResumable(f"run {run_id} already {record.status}",
+                                  hint="a finished run cannot be cancelled")
+        live = self._live.get(run_id)
+        if live is not None:
+            live.cancel()
+        await self.store.update_run(run_id, status="cancelled")
+        return await self.store.get_run(run_id)
+
+    async def _execute(self, workflow: Workflow, run_id: str, *, deps: Any = None,
+                       tainted: bool = False) -> RunResult:
+        record = await self.store.get_run(run_id)
+        journal = await StoreJournal.open(self.store, run_id)
+        self._live[run_id] = journal
+        try:
+            result = await execute(
+                workflow, record.input, run_id=run_id, deps=deps, tainted=tainted,
+                journal=journal, checkpoint=HitlGate(self.store, workflow.policy.hitl),
+                listeners=[journal.listen], seq_start=await self.store.last_event_seq(run_id),
+                trace_id=record.trace_id)
+            await journal.record_failures(list(result.steps))
+            await journal.close()
+            latest = await self.store.get_run(run_id)
+            status = "cancelled" if latest.status == "cancelled" else result.status
+            await self.store.update_run(
+                run_id, status=status, output=dump_payload(result.output),
+                error=None if result.error is None else {
+                    "type": type(result.error).__name__, "message": str(result.error),
+                    "step": result.error.step, "agent": result.error.agent},
+                usage={**result.usage.to_dict(), "calls": result.calls})
+        finally:
+            self._live.pop(run_id, None)
+        return result
+
