@@ -16,6 +16,8 @@ from orchestrion.cli.render import run_report
 from orchestrion.errors import OrchestrionError
 from orchestrion.workflow import Workflow
 
+DEMO_REF = "orchestrion.examples.support_triage:build"
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Orchestration-first runtime for multi-agent LLM systems.")
 console = Console()
@@ -48,6 +50,9 @@ def load_workflow(spec: str) -> Workflow:
 def demo(
     ticket: Annotated[str, typer.Option(help="billing, technical, general or all")] = "all",
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
+    store: Annotated[str | None, typer.Option("--store", help="journal URL (default: "
+                                              "$ORCHESTRION_STORE or the embedded SQLite file)")]
+    = None,
 ) -> None:
     """Run the support-triage workflow (route, parallel research, writer/reviewer refine)
     offline on scripted providers, and show the step tree, decisions and cost per agent."""
@@ -58,6 +63,10 @@ def demo(
     if unknown:
         raise typer.BadParameter(f"unknown ticket {unknown[0]!r}; choose from "
                                  f"{', '.join(SAMPLE_TICKETS)} or all")
+    from orchestrion.cli.runs_cmd import store_url
+    from orchestrion.durable import Runner
+    from orchestrion.store import open_store
+
     workflow = build()
     bound = workflow.estimate()
     if not as_json:
@@ -65,20 +74,24 @@ def demo(
                       f"tool round used, every prompt at its limit): {bound.calls} calls, "
                       f"{bound.requests} model requests, ${bound.usd or 0:.4f}; "
                       f"run budget ${workflow.policy.budget.usd}")
-    results = []
-    for name in names:
-        result = asyncio.run(build().run(SAMPLE_TICKETS[name]))
-        results.append(result)
-        if not as_json:
+    async def go() -> list[Any]:
+        async with open_store(store_url(store)) as journal:
+            runner = Runner(journal)
+            return [await runner.run(build(), SAMPLE_TICKETS[n], ref=DEMO_REF) for n in names]
+
+    results = asyncio.run(go())
+    if not as_json:
+        for name, result in zip(names, results, strict=True):
             console.rule(f"ticket: {name}")
             console.print(run_report(result))
+        console.print("[dim]journaled: `orchestrion runs`, `orchestrion show RUN`[/]")
     if as_json:
-        print(json.dumps([_result_json(r) for r in results], indent=2, default=str))
+        print(json.dumps([result_json(r) for r in results], indent=2, default=str))
     if any(not r.ok for r in results):
         raise typer.Exit(1)
 
 
-def _result_json(result: Any) -> dict[str, Any]:
+def result_json(result: Any) -> dict[str, Any]:
     from orchestrion.contracts.contract import dump_payload
 
     return {
@@ -130,12 +143,16 @@ def run(
         console.print(f"[red]{type(exc).__name__}[/]: {exc}")
         raise typer.Exit(2) from exc
     if as_json:
-        print(json.dumps(_result_json(result), indent=2, default=str))
+        print(json.dumps(result_json(result), indent=2, default=str))
     else:
         console.print(run_report(result))
     if not result.ok:
         raise typer.Exit(1)
 
+
+from orchestrion.cli.runs_cmd import register as _register_runs  # noqa: E402
+
+_register_runs(app)
 
 if __name__ == "__main__":
     app()

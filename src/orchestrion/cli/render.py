@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -24,11 +25,16 @@ def _split_key(key: str) -> list[str]:
 
 def step_tree(result: RunResult) -> Tree:
     """The run's steps as a tree keyed by their flow path."""
-    colour = {"succeeded": "green", "failed": "red", "paused": "yellow"}.get(result.status, "white")
-    root = Tree(Text.assemble((f"{result.workflow} ", "bold"), (result.status, f"bold {colour}"),
-                              f"  run {result.run_id}"))
+    return steps_tree(result.workflow, result.status, result.run_id, result.steps)
+
+
+def steps_tree(workflow: str, status: str, run_id: str, steps: Sequence[StepRecord]) -> Tree:
+    """Steps as a tree keyed by their flow path, under a header line for the run."""
+    colour = {"succeeded": "green", "failed": "red", "paused": "yellow"}.get(status, "white")
+    root = Tree(Text.assemble((f"{workflow} ", "bold"), (status, f"bold {colour}"),
+                              f"  run {run_id}"))
     nodes: dict[tuple[str, ...], Tree] = {(): root}
-    for rec in sorted(result.steps, key=lambda r: r.started_at):
+    for rec in sorted(steps, key=lambda r: r.started_at):
         parts = _split_key(rec.key)
         for depth in range(1, len(parts)):
             path = tuple(parts[:depth])

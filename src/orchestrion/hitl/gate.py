@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from orchestrion.contracts.contract import dump_payload
-from orchestrion.errors import ApprovalRejected, ApprovalRequired, RunError
+from orchestrion.errors import AgentFailed, ApprovalRejected, ApprovalRequired, RunError
 from orchestrion.hitl.levels import Hitl
 from orchestrion.runtime import events as ev
 from orchestrion.store import ApprovalRecord, Store, UnknownApproval, action_hash, utcnow
@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from orchestrion.runtime.context import RunContext
 
 _APPROVE = object()  # the decision said: go on with the proposal as it is
+
+
+def _basis(agent: str, payload: Any) -> str:
+    return action_hash({"agent": agent, "input": dump_payload(payload)})
 
 
 def request_id(run_id: str, key: str, kind: str, digest: str) -> str:
@@ -72,8 +76,10 @@ class HitlGate:
         if h.level == 3:
             self._alert(ctx, key, reason)
             return output
-        verdict = await self.ask(ctx, key, agent.name, "after", reason,
-                                 {"agent": agent.name, "output": dump_payload(output)})
+        action = {"agent": agent.name, "input": dump_payload(payload),
+                  "output": dump_payload(output)}
+        verdict = await self.ask(ctx, key, agent.name, "after", reason, action,
+                                 basis=_basis(agent.name, payload))
         return output if verdict is _APPROVE else verdict
 
     async def on_failure(self, ctx: RunContext, key: str, agent: AgentLike, payload: Any,
@@ -86,10 +92,34 @@ class HitlGate:
         action = {"agent": agent.name, "input": dump_payload(payload),
                   "error": {"type": type(error).__name__, "message": error.message}}
         verdict = await self.ask(ctx, key, agent.name, "failure",
-                                 f"{agent.name} failed; supply its output to go on", action)
+                                 f"{agent.name} failed; supply its output to go on", action,
+                                 basis=_basis(agent.name, payload))
         if verdict is _APPROVE:
             return None  # the human accepts the failure: it stands
         return verdict
+
+    async def resolved(self, ctx: RunContext, key: str, agent: AgentLike,
+                       payload: Any) -> Any | None:
+        """After a pause on a step's output (or failure), the human's decision, without
+        running the agent again: approved output, edited output, or the typed refusal."""
+        if self.hitl.level not in (1, 2, 4):
+            return None
+        basis = _basis(agent.name, payload)
+        for kind in ("after", "failure"):
+            rid = request_id(ctx.run_id, key, kind, basis)
+            try:
+                record = await self.store.get_approval(rid)
+            except UnknownApproval:
+                continue
+            verdict = self._verdict(ctx, record, key, agent.name)
+            if verdict is _APPROVE:
+                if kind == "failure":
+                    error = record.action.get("error", {})
+                    raise AgentFailed(f"failure accepted by {record.decided_by}: "
+                                      f"{error.get('message', '')}", step=key, agent=agent.name)
+                return record.action.get("output")
+            return verdict
+        return None
 
     async def confirm_rerun(self, ctx: RunContext, key: str, agent: AgentLike,
                             payload: Any) -> None:
@@ -113,33 +143,40 @@ class HitlGate:
     # ------------------------------------------------------------------ the request cycle
 
     async def ask(self, ctx: RunContext, key: str, agent: str, kind: str, prompt: str,
-                  action: dict[str, Any]) -> Any:
-        """Return _APPROVE or the edited action; raise ApprovalRequired / ApprovalRejected."""
+                  action: dict[str, Any], *, basis: str | None = None) -> Any:
+        """Return _APPROVE or the edited action; raise ApprovalRequired / ApprovalRejected.
+
+        The request id comes from ``basis`` when given (requests about a step's
+        output are found again from its input, before the agent runs), else from
+        the proposal itself (a changed proposal is a new request).
+        """
         proposal = {"kind": kind, "prompt": prompt, **action}
         digest = action_hash(proposal)
-        rid = request_id(ctx.run_id, key, kind, digest)
+        rid = request_id(ctx.run_id, key, kind, basis or digest)
         try:
             record = await self.store.get_approval(rid)
         except UnknownApproval:
-            record = None
-        if record is None:
             expires = (utcnow() + timedelta(seconds=self.hitl.expires_after_s)
                        if self.hitl.expires_after_s is not None else None)
-            await self.store.create_approval(ApprovalRecord(
-                request_id=rid, run_id=ctx.run_id, step_key=key,
-                action=proposal, action_hash=digest,
-                expires_at=expires))
-        elif record.status == "approved":
+            record = ApprovalRecord(request_id=rid, run_id=ctx.run_id, step_key=key,
+                                    action=proposal, action_hash=digest, expires_at=expires)
+            await self.store.create_approval(record)
+        return self._verdict(ctx, record, key, agent)
+
+    def _verdict(self, ctx: RunContext, record: ApprovalRecord, key: str, agent: str) -> Any:
+        """_APPROVE or the edit of a decided request; a pending one pauses the run."""
+        rid = record.request_id
+        if record.status == "approved":
             return _APPROVE
-        elif record.status == "edited":
+        if record.status == "edited":
             return record.edited_action
-        elif record.status in ("rejected", "expired"):
-            raise ApprovalRejected(rid, reason=record.status if record.status == "expired"
-                                   else f"rejected ({record.reason or 'no reason given'})",
+        if record.status == "rejected":
+            raise ApprovalRejected(rid, reason=f"rejected ({record.reason or 'no reason given'})",
                                    by=record.decided_by, step=key, agent=agent)
-        elif record.is_expired(utcnow()):
+        if record.status == "expired" or record.is_expired(utcnow()):
             raise ApprovalRejected(rid, reason="expired", by=None, step=key, agent=agent)
-        ctx.pending.append({"request_id": rid, "step": key, **proposal})
+        prompt = str(record.action.get("prompt", ""))
+        ctx.pending.append({"request_id": rid, "step": key, **record.action})
         ctx.emit(ev.ApprovalRequested, step=key, request_id=rid, prompt=prompt)
         raise ApprovalRequired(rid, step=key, prompt=prompt)
 

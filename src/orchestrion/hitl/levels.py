@@ -17,14 +17,15 @@ level name                   what the runtime does
 
 from __future__ import annotations
 
-import fnmatch
+import re
 from dataclasses import dataclass
 from typing import Literal
 
 
 @dataclass(frozen=True, slots=True)
 class Gate:
-    """A checkpoint: steps whose agent name or step key matches ``match`` (a glob),
+    """A checkpoint: steps whose agent name or step key matches ``match`` (a glob whose
+    only wildcards are ``*`` and ``?``),
     approved ``before`` they run (the input is the proposal) or ``after`` (the output)."""
 
     match: str
@@ -32,7 +33,10 @@ class Gate:
     prompt: str = ""
 
     def applies(self, agent: str, key: str) -> bool:
-        return fnmatch.fnmatchcase(agent, self.match) or fnmatch.fnmatchcase(key, self.match)
+        # Only * and ? are wildcards: brackets are literal, as in step keys (refine[0]).
+        regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c)
+                        for c in self.match)
+        return bool(re.fullmatch(regex, agent) or re.fullmatch(regex, key))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

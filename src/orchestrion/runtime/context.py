@@ -113,6 +113,10 @@ class Checkpoint(Protocol):
     async def confirm_rerun(self, ctx: RunContext, key: str, agent: AgentLike,
                             payload: Any) -> None: ...
 
+    async def resolved(self, ctx: RunContext, key: str, agent: AgentLike,
+                       payload: Any) -> Any | None:
+        """An output a human already decided for this step and input (after a pause)."""
+
 
 class RunContext:
     """Run-wide state: registry, policy, ledger, events, step records, usage per agent."""
@@ -257,6 +261,9 @@ class RunContext:
             edited = await self.checkpoint.before(self, key, agent, payload)
             if edited is not payload:
                 payload = self._coerce_edit(contract.input, edited, key, name)
+            decided = await self.checkpoint.resolved(self, key, agent, payload)
+            if decided is not None:  # a human already decided this step's output
+                return await self._human_output(agent, env, payload, decided, key, fingerprint)
         if journal is not None and not getattr(agent, "idempotent", True):
             await journal.started(key, name, payload, fingerprint)
         policy = self.policy
@@ -458,6 +465,21 @@ class RunContext:
                                      provenance=record.provenance))
         taint = tuple(record.provenance.get("taint_sources", ()))
         return env.derive(output, sender=name, key=record.key, tainted_by=taint)
+
+    async def _human_output(self, agent: AgentLike, env: Envelope, payload: Any, decided: Any,
+                            key: str, fingerprint: str) -> Envelope:
+        """Finish a step with the output a human approved or supplied (no agent call)."""
+        name = agent.name
+        out = self._coerce_edit(agent.contract.output, decided, key, name)
+        self.emit(ev.StepFinished, step=key, agent=name, attempt=0, duration_s=0.0)
+        result = env.derive(out, sender=name, key=key)
+        record = StepRecord(key=key, agent=name, status="succeeded", attempts=0, input=payload,
+                            output=out, started_at=time.time(),
+                            provenance={**result.provenance(), "decided_by_human": True})
+        self.steps.append(record)
+        if self.journal is not None:
+            await self.journal.record(record, fingerprint)
+        return result
 
     def _coerce_edit(self, model: type[BaseModel], edited: Any, key: str, name: str) -> Any:
         """A human's edit, validated like any producer's output (the human is the producer)."""
