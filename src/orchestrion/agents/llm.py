@@ -6,6 +6,13 @@ It asks for the output schema, parses and validates the answer, and on a
 malformed answer feeds the error back for a bounded number of repairs.  Tools
 are optional, with a bounded number of tool rounds; every tool call goes
 through the runtime's choke point.
+
+Before every request the agent checks that the prompt fits: the model's context
+window minus ``max_tokens`` (and ``max_input_tokens``).  Over it, the agent's
+``overflow`` policy acts (see :mod:`orchestrion.guards.context_window`): fail
+with a typed :class:`ContextOverflow`, prune the oldest tool results and
+exchanges, or have a declared summarizer agent condense them.  The provider never
+receives a request known to be too large.
 """
 
 from __future__ import annotations
@@ -21,15 +28,24 @@ from orchestrion.contracts.contract import Contract, format_validation_errors
 from orchestrion.cost.bounds import Bound
 from orchestrion.cost.prices import price_of
 from orchestrion.errors import (
+    ContextOverflow,
     ContractViolation,
     EmptyOutput,
-    GuardTripped,
     MalformedOutput,
     OutputTooLarge,
     ToolRoundsExceeded,
 )
+from orchestrion.guards import context_window as cw
 from orchestrion.guards.retry import Retry
-from orchestrion.providers.base import Message, ModelRequest, ModelSettings, Provider, ToolSpec
+from orchestrion.providers.base import (
+    Message,
+    ModelRequest,
+    ModelSettings,
+    Provider,
+    ToolSpec,
+    estimate_request_tokens,
+)
+from orchestrion.runtime import events as ev
 
 
 class LLMAgent(Agent):
@@ -38,7 +54,9 @@ class LLMAgent(Agent):
     ``provider`` is a Provider or a provider string such as ``"openai:gpt-4o-mini"``.
     ``max_repairs`` bounds re-asks after unparseable or schema-invalid output;
     ``max_tool_rounds`` bounds tool-calling turns; ``max_input_tokens`` bounds the
-    prompt of each request (and so the pre-flight cost bound).
+    prompt of each request (and so the pre-flight cost bound).  ``overflow`` says
+    what happens when a prompt would not fit (``"fail"``, ``"prune"`` or
+    ``"summarize"`` with the agent named by ``summarizer``).
     """
 
     def __init__(
@@ -57,7 +75,13 @@ class LLMAgent(Agent):
         timeout_s: float | None = None,
         retry: Retry | None = None,
         idempotent: bool = True,
+        overflow: cw.Overflow = "fail",
+        summarizer: str | None = None,
     ) -> None:
+        if overflow not in cw.OVERFLOW_POLICIES:
+            raise ValueError(f"overflow must be one of {cw.OVERFLOW_POLICIES}, got {overflow!r}")
+        if overflow == "summarize" and not summarizer:
+            raise ValueError("overflow='summarize' needs summarizer='<agent name>'")
         super().__init__(name, contract, description=description, tools=tools,
                          timeout_s=timeout_s, retry=retry, max_repairs=max_repairs,
                          idempotent=idempotent)
@@ -71,6 +95,8 @@ class LLMAgent(Agent):
         self.parse_repairs = max_repairs
         self.max_input_tokens = max_input_tokens
         self.settings = settings or ModelSettings()
+        self.overflow = overflow
+        self.summarizer = summarizer
         self._schema = contract.output.model_json_schema()
         self._system = (
             f"{instructions.strip()}\n\n"
@@ -98,7 +124,8 @@ class LLMAgent(Agent):
                                    output_schema=self._schema,
                                    output_name=self.contract.output.__name__,
                                    settings=self.settings)
-            self._check_prompt_size(request, ctx)
+            request = await self._fit(request, ctx)
+            messages = list(request.messages)  # later rounds build on what was sent
             response = await ctx.complete(self.provider, request)
             if response.tool_calls:
                 rounds += 1
@@ -162,16 +189,56 @@ class LLMAgent(Agent):
             return json.dumps({"error": err.message})
         return _payload_text(result)
 
-    def _check_prompt_size(self, request: ModelRequest, ctx: Any) -> None:
-        from orchestrion.providers.base import estimate_request_tokens
-
+    async def _fit(self, request: ModelRequest, ctx: Any) -> ModelRequest:
+        """``request`` if it fits the input limit, else what the overflow policy makes of it."""
+        limit, why = cw.input_limit(self.provider, self.settings.max_tokens,
+                                    self.max_input_tokens)
         size = estimate_request_tokens(request)
-        if size > self.max_input_tokens:
-            raise GuardTripped(
-                f"prompt of ~{size} tokens exceeds max_input_tokens={self.max_input_tokens}",
-                guard="context_window", limit=self.max_input_tokens, measured=size,
-                step=ctx.key, agent=self.name,
-                hint="pass smaller typed payloads, or raise max_input_tokens")
+        if size <= limit:
+            return request
+        fit = cw.Fit(request, size, size)
+        if self.overflow == "summarize":
+            fit = await self._summarize(request, limit, ctx)
+        if fit.after > limit and self.overflow != "fail":
+            pruned = cw.prune(fit.request, limit)
+            fit = cw.Fit(pruned.request, size, pruned.after, pruned.elided, pruned.dropped,
+                         fit.summarized)
+        if fit.after > limit:
+            raise self._overflow(fit, limit, why, ctx)
+        ctx.run.emit(ev.Decision, step=ctx.key, pattern="context_window",
+                     chosen=(self.overflow,), rejected=(), reason=fit.describe(limit))
+        return fit.request
+
+    async def _summarize(self, request: ModelRequest, limit: int, ctx: Any) -> cw.Fit:
+        """Replace the middle of the conversation by the summarizer agent's summary."""
+        before = estimate_request_tokens(request)
+        text, count = cw.middle_text(request)
+        if not count:
+            return cw.Fit(request, before, before)
+        budget = max(64, limit - (before - (len(text) + 3) // 4))
+        assert self.summarizer is not None  # checked in __init__
+        out = await ctx.call(self.summarizer, {"text": text, "max_tokens": budget})
+        shorter = cw.summarized(request, cw.summary_text(out))
+        return cw.Fit(shorter, before, estimate_request_tokens(shorter), summarized=count)
+
+    def _overflow(self, fit: cw.Fit, limit: int, why: str, ctx: Any) -> ContextOverflow:
+        head, _ = cw.split(fit.request.messages)
+        floor = estimate_request_tokens(ModelRequest(
+            messages=tuple(head), tools=fit.request.tools,
+            output_schema=fit.request.output_schema, settings=fit.request.settings))
+        hint = None
+        if floor > limit:
+            hint = (f"the instructions, schema and typed payload alone are ~{floor} tokens: "
+                    "bound the producer's output (Contract(max_output_chars=...)) or use a "
+                    "model with a larger window")
+        elif self.overflow == "fail":
+            hint = ("declare overflow='prune' or overflow='summarize' on the agent, or lower "
+                    "max_tool_rounds")
+        return ContextOverflow(
+            f"request of ~{fit.after} input tokens exceeds the limit of {limit} ({why}); "
+            f"overflow policy {self.overflow!r}"
+            + (f" got it down from ~{fit.before}" if fit.changed else ""),
+            limit=limit, measured=fit.after, step=ctx.key, agent=self.name, hint=hint)
 
     def bound(self, *, timeout_s: float | None) -> Bound:
         requests = (1 + self.parse_repairs) * (1 + self.max_tool_rounds)

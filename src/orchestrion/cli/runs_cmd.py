@@ -79,7 +79,8 @@ def register(app: typer.Typer) -> None:
         for col in ("run", "workflow", "status", "updated", "usd", "error"):
             table.add_column(col)
         for r in records:
-            table.add_row(r.run_id, r.workflow, r.status, r.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
+            updated = r.updated_at.strftime("%Y-%m-%d %H:%M:%S")
+            table.add_row(r.run_id, r.workflow, r.status, updated,
                           f"${float(r.usage.get('usd', 0) or 0):.5f}",
                           (r.error or {}).get("message", "")[:60])
         console.print(table)

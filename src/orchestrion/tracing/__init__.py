@@ -1,1 +1,5 @@
-"""tracing."""
+"""tracing: spans, cost allocation and blame attribution (:func:`explain`)."""
+
+from orchestrion.tracing.explain import Explanation, Suspect, explain
+
+__all__ = ["Explanation", "Suspect", "explain"]
