@@ -13,7 +13,6 @@ import typer
 from rich.console import Console
 
 from orchestrion.cli.render import run_report
-from orchestrion.errors import OrchestrionError
 from orchestrion.workflow import Workflow
 
 DEMO_REF = "orchestrion.examples.support_triage:build"
@@ -26,7 +25,9 @@ console = Console()
 def load_workflow(spec: str) -> Workflow:
     """Load ``module:attribute`` (or ``path/to/file.py:attribute``); call it if it is a factory."""
     if ":" not in spec:
-        raise typer.BadParameter("use MODULE:ATTRIBUTE, e.g. myapp.flows:support")
+        console.print(f"[red]bad workflow reference {spec!r}[/]: use MODULE:ATTRIBUTE, "
+                      "e.g. myapp.flows:support")
+        raise typer.Exit(2)
     module_name, attr = spec.rsplit(":", 1)
     if module_name.endswith(".py"):
         path = Path(module_name).resolve()
@@ -132,21 +133,26 @@ def run(
     spec: Annotated[str, typer.Argument(help="MODULE:ATTRIBUTE of a Workflow")],
     input_json: Annotated[str, typer.Option("--input", help="run input as JSON")],
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    store: Annotated[str | None, typer.Option("--store", help="journal URL (default: "
+                                              "$ORCHESTRION_STORE or the embedded SQLite file)")]
+    = None,
 ) -> None:
-    """Run a workflow once on a JSON input."""
+    """Run a workflow once on a JSON input, journaled (so it can pause and resume)."""
+    from orchestrion.cli.runs_cmd import with_store
+    from orchestrion.durable import Runner
+
     workflow = load_workflow(spec)
     try:
-        result = asyncio.run(workflow.run(json.loads(input_json)))
+        payload = json.loads(input_json)
     except json.JSONDecodeError as exc:
-        raise typer.BadParameter(f"--input is not JSON: {exc}") from exc
-    except OrchestrionError as exc:
-        console.print(f"[red]{type(exc).__name__}[/]: {exc}")
+        console.print(f"[red]--input is not JSON[/]: {exc}")
         raise typer.Exit(2) from exc
+    result = with_store(store, lambda s: Runner(s).run(workflow, payload, ref=spec))
     if as_json:
         print(json.dumps(result_json(result), indent=2, default=str))
     else:
         console.print(run_report(result))
-    if not result.ok:
+    if result.status == "failed":
         raise typer.Exit(1)
 
 
