@@ -17,9 +17,12 @@ import uuid
 from typing import Any
 
 from orchestrion.contracts.contract import dump_payload
+from orchestrion.cost.usage import Usage
 from orchestrion.errors import DefinitionChanged, RunNotResumable
 from orchestrion.hitl.gate import HitlGate
-from orchestrion.runtime.journal import StoreJournal
+from orchestrion.runtime.errorcodec import error_from_dict, error_to_dict
+from orchestrion.runtime.events import EVENT_TYPES, StepStarted, event_from_dict
+from orchestrion.runtime.journal import StoreJournal, journaled_step
 from orchestrion.runtime.result import RunResult
 from orchestrion.runtime.run import execute, new_id, validate_input
 from orchestrion.store import ApprovalRecord, RunRecord, Store
@@ -90,6 +93,31 @@ class Runner:
         await self.store.update_run(run_id, status="cancelled")
         return await self.store.get_run(run_id)
 
+    async def result(self, run_id: str) -> RunResult:
+        """The journaled run as a RunResult (typed error, steps, events), for show/explain."""
+        run = await self.store.get_run(run_id)
+        stored = await self.store.steps(run_id)
+        events = tuple(event_from_dict({"kind": e.kind, "seq": e.seq, "at": e.at.timestamp(),
+                                        **e.data})
+                       for e in await self.store.events(run_id) if e.kind in EVENT_TYPES)
+        steps = tuple(journaled_step(st) for st in stored)
+        by_agent: dict[str, Usage] = {}
+        calls: dict[str, int] = {}
+        for e in events:
+            if isinstance(e, StepStarted) and e.target == "agent":
+                calls[e.agent] = calls.get(e.agent, 0) + 1
+        for st in steps:
+            if st.usage:
+                by_agent[st.agent] = by_agent.get(st.agent, Usage()) + st.usage
+        pending = tuple({"request_id": a.request_id, "step": a.step_key, **a.action}
+                        for a in await self.store.pending_approvals(run_id))
+        return RunResult(
+            run_id=run.run_id, trace_id=run.trace_id, workflow=run.workflow,
+            status=run.status, output=run.output,
+            error=None if run.error is None else error_from_dict(run.error),
+            usage=Usage.from_dict(run.usage or {}), usage_by_agent=by_agent,
+            calls_by_agent=calls, steps=steps, events=events, pending=pending)
+
     async def _execute(self, workflow: Workflow, run_id: str, *, deps: Any = None,
                        tainted: bool = False) -> RunResult:
         record = await self.store.get_run(run_id)
@@ -107,9 +135,7 @@ class Runner:
             status = "cancelled" if latest.status == "cancelled" else result.status
             await self.store.update_run(
                 run_id, status=status, output=dump_payload(result.output),
-                error=None if result.error is None else {
-                    "type": type(result.error).__name__, "message": str(result.error),
-                    "step": result.error.step, "agent": result.error.agent},
+                error=None if result.error is None else error_to_dict(result.error),
                 usage={**result.usage.to_dict(), "calls": result.calls})
         finally:
             self._live.pop(run_id, None)

@@ -72,3 +72,14 @@ def test_bad_input_gets_typed_errors_and_exit_codes(cli):
     assert "not JSON" in cli("run", FLOW, "--input", "{nope", code=2)
     assert "MODULE:ATTRIBUTE" in cli("check", "no_colon", code=2)
     assert "ok" in cli("check", FLOW)
+
+
+def test_explain_names_the_culprit_of_a_journaled_failure(cli):
+    flow = f"{Path(__file__).parent / 'faulty_flow.py'}:build"
+    failed = json.loads(cli("run", flow, "--input", '{"n": 3}', "--json", code=1))
+    x = json.loads(cli("explain", failed["run_id"], "--json"))
+    assert x["status"] == "failed"
+    # relay handed on the value sink could not accept: the fault is blamed on its producer
+    assert (x["culprit_step"], x["culprit_agent"]) == ("chain[1]/relay", "relay")
+    assert "n must be positive" in x["cause"]
+    assert "bad-input" in cli("explain", failed["run_id"])

@@ -1,4 +1,4 @@
-"""Journal commands: runs, show, resume, approve, cancel (each with ``--json``).
+"""Journal commands: runs, show, explain, resume, approve, cancel (each with ``--json``).
 
 They work on the journal named by ``--store`` (or ``$ORCHESTRION_STORE``; by
 default the embedded SQLite file).  ``resume`` needs the workflow: it is loaded
@@ -19,10 +19,9 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrion.cli.render import run_report, steps_tree
-from orchestrion.cost.usage import Usage
 from orchestrion.durable import Runner
 from orchestrion.errors import OrchestrionError
-from orchestrion.runtime.records import StepRecord
+from orchestrion.runtime.journal import journaled_step
 from orchestrion.store import ApprovalRecord, RunRecord, Store, open_store
 
 console = Console()
@@ -102,7 +101,7 @@ def register(app: typer.Typer) -> None:
                 indent=2, default=str))
             return
         console.print(steps_tree(run.workflow, run.status, run.run_id,
-                                 [_runtime_step(st) for st in steps]))
+                                 [journaled_step(st) for st in steps]))
         for a in pending:
             console.print(f"[yellow]waiting[/] {a.request_id} at {a.step_key}: "
                           f"{a.action.get('prompt', '')}")
@@ -175,6 +174,22 @@ def register(app: typer.Typer) -> None:
                           f"; continue with `orchestrion resume {run_id}`")
 
     @app.command()
+    def explain(run_id: str, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+        """Root cause of a run: failing step, culprit step and agent, path, what to do next."""
+        from orchestrion.cli.explain_cmd import explain_command
+        from orchestrion.tracing.explain import explain as explain_result
+
+        result = with_store(store, lambda s: Runner(s).result(run_id))
+        if as_json:
+            x = explain_result(result)
+            print(json.dumps({"run_id": run_id, "status": result.status,
+                              "failing_step": x.failing_step, "culprit_step": x.culprit_step,
+                              "culprit_agent": x.culprit_agent, "cause": x.cause,
+                              "path": list(x.path), "hint": x.hint}, indent=2, default=str))
+        else:
+            console.print(explain_command(result))
+
+    @app.command()
     def cancel(run_id: str, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
         """Cancel a run: no new step starts; the journal stays consistent."""
         run = with_store(store, lambda s: Runner(s).cancel(run_id))
@@ -182,15 +197,3 @@ def register(app: typer.Typer) -> None:
             print(json.dumps(run_json(run), indent=2, default=str))
         else:
             console.print(f"{run.run_id}: [bold]{run.status}[/]")
-
-
-def _runtime_step(st: Any) -> StepRecord:
-    """A journaled step as the renderer's StepRecord."""
-    started = st.started_at.timestamp()
-    finished = st.finished_at.timestamp() if st.finished_at else started
-    err = st.error or {}
-    return StepRecord(key=st.key, agent=st.agent, status=st.status, attempts=st.attempt,
-                      input=st.input, output=st.output, usage=Usage.from_dict(st.usage or {}),
-                      started_at=started, duration_s=finished - started,
-                      error=err.get("message"), error_type=err.get("type"),
-                      provenance=dict(st.provenance or {}))

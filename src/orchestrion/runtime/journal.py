@@ -165,3 +165,16 @@ def _event_data(event: ev.Event) -> dict[str, Any]:
     for k in ("kind", "seq", "at"):
         data.pop(k, None)
     return {k: (v if not isinstance(v, Usage) else v.to_dict()) for k, v in data.items()}
+
+
+def journaled_step(st: StoredStep) -> StepRecord:
+    """A journaled step as the runtime's StepRecord (for show, explain and rendering)."""
+    started = st.started_at.timestamp()
+    finished = st.finished_at.timestamp() if st.finished_at else started
+    err = st.error or {}
+    return StepRecord(key=st.key, agent=st.agent, status=st.status,
+                      attempts=int(st.provenance.get("attempts", st.attempt)),
+                      input=st.input, output=st.output, usage=Usage.from_dict(st.usage or {}),
+                      started_at=started, duration_s=finished - started,
+                      error=err.get("message"), error_type=err.get("type"),
+                      provenance=dict(st.provenance or {}))
