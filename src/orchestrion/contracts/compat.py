@@ -36,37 +36,27 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Literal, TypeAlias, cast
+from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, PydanticUserError
 from pydantic.json_schema import GenerateJsonSchema
 
+from orchestrion.contracts.schema_refs import (
+    ANNOTATIONS,
+    ANY,
+    NOTHING,
+    Schema,
+    resolve,
+    union_variants,
+)
 from orchestrion.errors import ContractDefinitionError
 
 __all__ = ["Incompatibility", "incompatibilities", "is_compatible"]
 
-Schema: TypeAlias = Mapping[str, Any]
 SchemaSource: TypeAlias = type[BaseModel] | Mapping[str, Any]
 _Found: TypeAlias = list[tuple[str, str]]  # (path relative to the current node, problem)
 _Gap: TypeAlias = tuple[str, str]  # (what the producer gives, what the consumer needs)
 
-# Keywords that describe a value without constraining it.
-_ANNOTATIONS = frozenset(
-    {
-        "title",
-        "description",
-        "default",
-        "examples",
-        "deprecated",
-        "readOnly",
-        "writeOnly",
-        "$comment",
-        "$schema",
-        "$id",
-        "$defs",
-        "definitions",
-    }
-)
 # Formats Pydantic emits for types that accept any string (SecretStr, bytes).
 _LOOSE_FORMATS = frozenset({"password", "binary"})
 _FORMAT_IMPLIES = {
@@ -77,8 +67,6 @@ _FORMAT_IMPLIES = {
     "ipv4": "ipvanyaddress",
     "ipv6": "ipvanyaddress",
 }
-_ANY: Schema = {}
-_NOTHING: Schema = {"not": {}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,23 +213,23 @@ class _Checker:
         return found
 
     def norm(self, node: Any, root: Schema) -> Schema:
-        """``_normalize`` with one stable result per raw node."""
+        """``node`` resolved (see :func:`resolve`), with one stable result per raw node."""
         # Keyed by root too: the two sides may share node objects but not $defs.
         key = (id(node), id(root))
         cached = self._normalized.get(key)
         if cached is None:
-            cached = self._normalized[key] = (node, _normalize(node, root))
+            cached = self._normalized[key] = (node, resolve(node, root)[0])
         return cached[1]
 
     def _compare(self, p: Schema, c: Schema) -> _Found:
-        if p is _NOTHING or _is_any(c):
+        if p is NOTHING or _is_any(c):
             return []
-        if c is _NOTHING:
+        if c is NOTHING:
             return [("", f"producer gives {self.given(p)}, consumer accepts no value here")]
-        p_variants = _variants(p)
+        p_variants = union_variants(p)
         if p_variants is not None:
             return self._producer_union(p_variants, c)
-        c_variants = _variants(c)
+        c_variants = union_variants(c)
         if c_variants is not None:
             return self._consumer_union(p, c_variants)
         allowed = _listed_values(c)
@@ -375,7 +363,7 @@ class _Checker:
                         ("", "producer may give extra fields, consumer forbids extra fields")
                     )
                     continue
-                targets.append(_ANY if rest is True else rest)
+                targets.append(ANY if rest is True else rest)
             found.extend(e for t in targets for e in _under("{}", self.check(p_values, t)))
         return found
 
@@ -385,8 +373,8 @@ class _Checker:
         found = _gap_problems(_length_gaps("array", p, c, "Items"))
         p_prefix: list[Any] = list(p.get("prefixItems", ()))
         c_prefix: list[Any] = list(c.get("prefixItems", ()))
-        p_rest = p.get("items", _NOTHING if p_prefix else _ANY)
-        c_rest = c.get("items", _ANY)
+        p_rest = p.get("items", NOTHING if p_prefix else ANY)
+        c_rest = c.get("items", ANY)
         for i in range(max(len(p_prefix), len(c_prefix))):
             p_item = p_prefix[i] if i < len(p_prefix) else p_rest
             c_item = c_prefix[i] if i < len(c_prefix) else c_rest
@@ -411,14 +399,14 @@ class _Checker:
 
 def _describe(s: Schema, root: Schema) -> str:
     """A short human name for what a normalized schema allows."""
-    if s is _NOTHING:
+    if s is NOTHING:
         return "no value"
     listed = _listed_values(s)
     if listed is not None:
         return _show_values(listed)
-    variants = _variants(s)
+    variants = union_variants(s)
     if variants is not None:
-        names = (_describe(_normalize(v, root), root) for v in variants)
+        names = (_describe(resolve(v, root)[0], root) for v in variants)
         return " or ".join(dict.fromkeys(names))
     types = _types(s)
     if not types:
@@ -432,84 +420,8 @@ def _describe(s: Schema, root: Schema) -> str:
     return name
 
 
-def _normalize(node: Any, root: Schema) -> Schema:
-    """Resolve boolean schemas, ``$ref`` chains and ``allOf`` into one mapping."""
-    schema = _from_bool(node)
-    seen: set[str] = set()
-    while "$ref" in schema:
-        ref = schema["$ref"]
-        if ref in seen:
-            raise ContractDefinitionError(
-                f"schema reference {ref!r} only refers to itself",
-                hint="point every $ref at a schema that declares something",
-            )
-        seen.add(ref)
-        target = _pointer(root, ref)
-        # Constraints next to a $ref apply on top of the target; annotations (a
-        # description, a default) change nothing, and keeping the target itself gives
-        # every plain reference to it one identity.
-        siblings = {k: v for k, v in schema.items() if k != "$ref"}
-        constraining = any(k not in _ANNOTATIONS for k in siblings)
-        schema = {**target, **siblings} if constraining else target
-    if "allOf" in schema:
-        schema = _merge_all_of(schema, root)
-    return schema
-
-
-def _from_bool(node: Any) -> Schema:
-    if node is True:
-        return _ANY
-    if node is False:
-        return _NOTHING
-    return cast(Schema, node)
-
-
-def _pointer(root: Schema, ref: str) -> Schema:
-    if not ref.startswith("#"):
-        raise ContractDefinitionError(
-            f"cannot resolve the remote schema reference {ref!r}",
-            hint="inline the referenced schema under $defs and use a '#/$defs/...' reference",
-        )
-    node: Any = root
-    for part in filter(None, ref[1:].split("/")):
-        part = part.replace("~1", "/").replace("~0", "~")
-        node = node.get(part) if isinstance(node, Mapping) else None
-    if node is None:
-        raise ContractDefinitionError(
-            f"schema reference {ref!r} does not resolve",
-            hint="declare the referenced schema under $defs of the same document",
-        )
-    return _from_bool(node)
-
-
-def _merge_all_of(schema: Schema, root: Schema) -> Schema:
-    """Shallow conjunction of ``allOf`` members (what Pydantic and most tools emit)."""
-    merged: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
-    for member in schema["allOf"]:
-        part = _normalize(member, root)
-        for key, value in part.items():
-            if key == "properties":
-                merged["properties"] = {**merged.get("properties", {}), **value}
-            elif key == "required":
-                merged["required"] = [*merged.get("required", ()), *value]
-            else:
-                merged.setdefault(key, value)
-    return merged
-
-
 def _is_any(s: Schema) -> bool:
-    return s is not _NOTHING and all(key in _ANNOTATIONS for key in s)
-
-
-def _variants(s: Schema) -> list[Any] | None:
-    """Union members of ``anyOf``/``oneOf``/``type: [...]``, or None if not a union."""
-    for key in ("anyOf", "oneOf"):
-        if key in s:
-            return list(s[key])
-    kinds = s.get("type")
-    if isinstance(kinds, list):
-        return [{**s, "type": kind} for kind in kinds]
-    return None
+    return s is not NOTHING and all(key in ANNOTATIONS for key in s)
 
 
 def _types(s: Schema) -> set[str]:
@@ -556,7 +468,7 @@ def _open_values(s: Schema, *, closed_default: bool) -> list[tuple[str | None, A
     opened: list[tuple[str | None, Any]] = list(s.get("patternProperties", {}).items())
     rest = s.get("additionalProperties", not closed_default)
     if rest is not False:
-        opened.append((None, _ANY if rest is True else rest))
+        opened.append((None, ANY if rest is True else rest))
     return opened
 
 

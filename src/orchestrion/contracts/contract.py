@@ -137,5 +137,6 @@ def dump_payload(value: Any) -> Any:
 def payload_json(value: Any) -> str:
     """Canonical JSON text of a payload, for fingerprints, signatures and sizes."""
     if isinstance(value, BaseModel):
-        return value.model_dump_json()
+        # What model_dump_json() does with its defaults, without its keyword plumbing.
+        return type(value).__pydantic_serializer__.to_json(value).decode()
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)

@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, PydanticUserError, ValidationError
 
+from orchestrion.contracts import schema_refs
 from orchestrion.errors import ContractDefinitionError
 
 __all__ = ["stub_json", "stub_value"]
@@ -49,23 +50,6 @@ _NUMERIC = ("integer", "number")
 _HINT = (
     "script the stub for this model (a stub agent's script=[...] of explicit outputs), "
     "or simplify the constraint"
-)
-# Keywords that describe a value without constraining it.
-_ANNOTATIONS = frozenset(
-    {
-        "title",
-        "description",
-        "default",
-        "examples",
-        "deprecated",
-        "readOnly",
-        "writeOnly",
-        "$comment",
-        "$schema",
-        "$id",
-        "$defs",
-        "definitions",
-    }
 )
 
 
@@ -198,7 +182,7 @@ class _Builder:
             return s["const"]
         if "enum" in s:
             return self.rng.choice(list(s["enum"]))
-        variants = _variants(s)
+        variants = schema_refs.union_variants(s)
         if variants is not None:
             return self._one_of(variants, name)
         builder = self._BUILDERS.get(_kind(s), _Builder._any)
@@ -411,55 +395,11 @@ class _Builder:
 
 
 def _resolve(node: Any, root: Mapping[str, Any]) -> tuple[Mapping[str, Any], list[str]]:
-    """Follow ``$ref`` chains and merge ``allOf``; also return the refs passed."""
-    if node is True:
-        return {}, []
-    if node is False:
-        return {"not": {}}, []
-    schema: Mapping[str, Any] = node
-    refs: list[str] = []
-    while "$ref" in schema:
-        ref = schema["$ref"]
-        if ref in refs:
-            raise _Unbuildable(f"schema reference {ref!r} only refers to itself")
-        refs.append(ref)
-        target = _pointer(root, ref)
-        siblings = {k: v for k, v in schema.items() if k != "$ref" and k not in _ANNOTATIONS}
-        schema = {**target, **siblings}
-    if "allOf" in schema:
-        merged: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
-        for member in schema["allOf"]:
-            part, more = _resolve(member, root)
-            refs.extend(more)
-            for key, value in part.items():
-                if key == "properties":
-                    merged["properties"] = {**merged.get("properties", {}), **value}
-                elif key == "required":
-                    merged["required"] = [*merged.get("required", ()), *value]
-                else:
-                    merged.setdefault(key, value)
-        schema = merged
-    return schema, refs
-
-
-def _pointer(root: Mapping[str, Any], ref: str) -> Any:
-    node: Any = root if ref.startswith("#") else None
-    for part in filter(None, ref[1:].split("/")):
-        part = part.replace("~1", "/").replace("~0", "~")
-        node = node.get(part) if isinstance(node, Mapping) else None
-    if node is None:
-        raise _Unbuildable(f"schema reference {ref!r} does not resolve in this document")
-    return {} if node is True else {"not": {}} if node is False else node
-
-
-def _variants(s: Mapping[str, Any]) -> list[Any] | None:
-    for key in ("anyOf", "oneOf"):
-        if key in s:
-            return list(s[key])
-    kinds = s.get("type")
-    if isinstance(kinds, list):
-        return [{**s, "type": kind} for kind in kinds]
-    return None
+    """:func:`schema_refs.resolve`, with a reference that does not resolve as unbuildable."""
+    try:
+        return schema_refs.resolve(node, root)
+    except ContractDefinitionError as exc:
+        raise _Unbuildable(exc.message) from None
 
 
 def _kind(s: Mapping[str, Any]) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -172,6 +172,16 @@ def run_from_row(row: Sequence[Any], time: TimeCodec) -> RunRecord:
         metadata=d.obj("metadata", row[10]),
         created_at=d.ts("created_at", row[11]), updated_at=d.ts("updated_at", row[12]),
     )  # fmt: skip
+
+
+def run_changes(
+    run_id: str, status: str, fields: Mapping[str, Any], now: datetime, time: TimeCodec
+) -> dict[str, Any]:
+    """Encode an ``update_run`` by column: status, ``updated_at`` and the given payloads."""
+    changes: dict[str, Any] = {"status": status, "updated_at": time.dump(now)}
+    for name, value in fields.items():
+        changes[name] = dump_json(value, f"run {run_id!r} {name}")
+    return changes
 
 
 # ---------------------------------------------------------------------------- steps

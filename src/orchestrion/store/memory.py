@@ -14,36 +14,23 @@ from datetime import datetime
 from typing import Any
 
 from orchestrion.store import approvals, codec
-from orchestrion.store.base import (
-    UNSET,
-    Store,
-    _Unset,
-    check_event_batch,
-    check_limit,
-    run_update,
-)
+from orchestrion.store.base import check_event_batch, check_limit
+from orchestrion.store.common import CommonStore, Verdict
 from orchestrion.store.errors import (
+    ApprovalExpired,
     DuplicateRecord,
     StoreUnavailable,
     UnknownApproval,
     UnknownRun,
 )
 from orchestrion.store.migrations import SCHEMA_VERSION
-from orchestrion.store.records import (
-    JSON,
-    ApprovalRecord,
-    EventRecord,
-    RunRecord,
-    RunStatus,
-    StepRecord,
-    utcnow,
-)
+from orchestrion.store.records import ApprovalRecord, EventRecord, RunRecord, RunStatus, StepRecord
 
 Row = tuple[Any, ...]
 _T = codec.ISO_TIME
 
 
-class MemoryStore(Store):
+class MemoryStore(CommonStore):
     """An in-process journal with the exact semantics of the durable stores.
 
     Data lives as long as the instance: closing and reopening it keeps the runs.
@@ -93,19 +80,11 @@ class MemoryStore(Store):
         self._steps[run.run_id] = {}
         self._events[run.run_id] = []
 
-    async def update_run(
-        self,
-        run_id: str,
-        *,
-        status: RunStatus,
-        output: JSON | _Unset = UNSET,
-        error: dict[str, JSON] | _Unset | None = UNSET,
-        usage: dict[str, JSON] | _Unset = UNSET,
-        now: datetime | None = None,
+    async def _save_run_update(
+        self, run_id: str, status: RunStatus, fields: dict[str, Any], now: datetime
     ) -> RunRecord:
         current = codec.run_from_row(self._run_row(run_id), _T)
-        fields = run_update(status, output, error, usage)
-        updated = dataclasses.replace(current, status=status, updated_at=now or utcnow(), **fields)
+        updated = dataclasses.replace(current, status=status, updated_at=now, **fields)
         self._runs[run_id] = codec.run_row(updated, _T)
         return codec.run_from_row(self._runs[run_id], _T)
 
@@ -184,28 +163,9 @@ class MemoryStore(Store):
         rows = [r for r in self._approvals.values() if r[1] == run_id and r[5] == "pending"]
         return [codec.approval_from_row(r, _T) for r in sorted(rows, key=lambda r: r[6])]
 
-    async def decide_approval(
-        self,
-        request_id: str,
-        *,
-        decision: str,
-        by: str,
-        action_hash: str,
-        edited_action: JSON = None,
-        reason: str | None = None,
-        now: datetime | None = None,
-    ) -> ApprovalRecord:
-        current = await self.get_approval(request_id)
-        decided, error = approvals.decide(
-            current,
-            decision=decision,
-            by=by,
-            action_hash=action_hash,
-            edited_action=edited_action,
-            reason=reason,
-            now=now or utcnow(),
-        )
+    async def _judge_approval(
+        self, request_id: str, verdict: Verdict
+    ) -> tuple[ApprovalRecord, ApprovalExpired | None]:
+        decided, error = verdict(await self.get_approval(request_id))
         self._approvals[request_id] = codec.approval_row(decided, _T)
-        if error is not None:
-            raise error
-        return codec.approval_from_row(self._approvals[request_id], _T)
+        return codec.approval_from_row(self._approvals[request_id], _T), error

@@ -31,15 +31,10 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from orchestrion.errors import StoreError
 from orchestrion.store import approvals, codec
-from orchestrion.store.base import (
-    UNSET,
-    Store,
-    _Unset,
-    check_event_batch,
-    check_limit,
-    run_update,
-)
+from orchestrion.store.base import check_event_batch, check_limit
+from orchestrion.store.common import CommonStore, Verdict
 from orchestrion.store.errors import (
+    ApprovalExpired,
     DuplicateRecord,
     EventSequenceError,
     UnknownApproval,
@@ -47,56 +42,26 @@ from orchestrion.store.errors import (
 )
 from orchestrion.store.migrations import migrate_postgres
 from orchestrion.store.pg_pool import ConnectionPool
-from orchestrion.store.records import (
-    JSON,
-    ApprovalRecord,
-    EventRecord,
-    RunRecord,
-    RunStatus,
-    StepRecord,
-    utcnow,
-)
+from orchestrion.store.records import ApprovalRecord, EventRecord, RunRecord, RunStatus, StepRecord
+from orchestrion.store.sql import Statements, decision_args
 
 _T = codec.NATIVE_TIME
+_SQL = Statements("%s", row_order="row_id")
+_UPSERT_STEP = _SQL.upsert_step  # also sent by bench/bench_journal.py
 Row = tuple[Any, ...]
 Conn = psycopg.AsyncConnection[Any]
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
-_RUN_COLS = ", ".join(codec.RUN_COLUMNS)
-_STEP_COLS = ", ".join(codec.STEP_COLUMNS)
-_EVENT_COLS = ", ".join(codec.EVENT_COLUMNS)
-_APPROVAL_COLS = ", ".join(codec.APPROVAL_COLUMNS)
-
-
-def _marks(columns: Sequence[str]) -> str:
-    return ", ".join("%s" for _ in columns)
-
-
-_INSERT_RUN = f"INSERT INTO runs ({_RUN_COLS}) VALUES ({_marks(codec.RUN_COLUMNS)})"
-_SELECT_RUN = f"SELECT {_RUN_COLS} FROM runs WHERE run_id = %s"
-_UPSERT_STEP = (
-    f"INSERT INTO steps ({_STEP_COLS}) VALUES ({_marks(codec.STEP_COLUMNS)}) "
-    "ON CONFLICT (run_id, step_key, attempt) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in codec.STEP_COLUMNS[3:])
-)
 # One statement, one round trip: the batch lands only if it continues the log exactly.
 # Two appenders that both see the same last seq collide on the primary key instead.
-_APPEND_EVENTS = f"""INSERT INTO events ({_EVENT_COLS})
+_APPEND_EVENTS = f"""INSERT INTO events ({", ".join(codec.EVENT_COLUMNS)})
     SELECT %(run_id)s, e.seq, e.kind, e.at, e.data FROM unnest(
         %(seqs)s::bigint[], %(kinds)s::text[], %(ats)s::timestamptz[], %(datas)s::json[]
     ) AS e (seq, kind, at, data)
     WHERE (SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = %(run_id)s) = %(after)s"""
-_INSERT_APPROVAL = (
-    f"INSERT INTO approvals ({_APPROVAL_COLS}) VALUES ({_marks(codec.APPROVAL_COLUMNS)})"
-)
-_SELECT_APPROVAL = f"SELECT {_APPROVAL_COLS} FROM approvals WHERE request_id = %s"
-_DECIDE_APPROVAL = (
-    "UPDATE approvals SET status = %s, decided_at = %s, decided_by = %s, edited_action = %s, "
-    "reason = %s WHERE request_id = %s AND status = 'pending'"
-)
 
 
-class PostgresStore(Store):
+class PostgresStore(CommonStore):
     """The journal in schema ``schema`` of the database at ``dsn`` (a libpq URL or DSN)."""
 
     def __init__(
@@ -187,7 +152,7 @@ class PostgresStore(Store):
             return await cur.fetchall()
 
     async def _require_run(self, run_id: str) -> None:
-        if await self._one("SELECT 1 FROM runs WHERE run_id = %s", (run_id,)) is None:
+        if await self._one(_SQL.run_exists, (run_id,)) is None:
             raise UnknownRun(run_id)
 
     async def schema_version(self) -> int:
@@ -199,33 +164,22 @@ class PostgresStore(Store):
     async def create_run(self, run: RunRecord) -> None:
         row = codec.run_row(run, _T)
         try:
-            await self._exec(_INSERT_RUN, row)
+            await self._exec(_SQL.insert_run, row)
         except pg_errors.UniqueViolation:
             raise DuplicateRecord("run", run.run_id) from None
 
-    async def update_run(
-        self,
-        run_id: str,
-        *,
-        status: RunStatus,
-        output: JSON | _Unset = UNSET,
-        error: dict[str, JSON] | _Unset | None = UNSET,
-        usage: dict[str, JSON] | _Unset = UNSET,
-        now: datetime | None = None,
+    async def _save_run_update(
+        self, run_id: str, status: RunStatus, fields: dict[str, Any], now: datetime
     ) -> RunRecord:
-        fields = run_update(status, output, error, usage)
-        sets: dict[str, Any] = {"status": status, "updated_at": now or utcnow()}
-        for name, value in fields.items():
-            sets[name] = codec.dump_json(value, f"run {run_id!r} {name}")
-        assignments = ", ".join(f"{column} = %s" for column in sets)  # fixed column names
-        sql = f"UPDATE runs SET {assignments} WHERE run_id = %s RETURNING {_RUN_COLS}"
-        row = await self._one(sql, (*sets.values(), run_id))
+        changes = codec.run_changes(run_id, status, fields, now, _T)
+        sql = f"{_SQL.update_run(changes)} RETURNING {_SQL.run_columns}"
+        row = await self._one(sql, (*changes.values(), run_id))
         if row is None:
             raise UnknownRun(run_id)
         return codec.run_from_row(row, _T)
 
     async def get_run(self, run_id: str) -> RunRecord:
-        row = await self._one(_SELECT_RUN, (run_id,))
+        row = await self._one(_SQL.select_run, (run_id,))
         if row is None:
             raise UnknownRun(run_id)
         return codec.run_from_row(row, _T)
@@ -234,33 +188,27 @@ class PostgresStore(Store):
         self, *, status: RunStatus | None = None, limit: int = 50
     ) -> list[RunRecord]:
         check_limit(limit)
-        where = "WHERE status = %s " if status else ""
         args = (status, limit) if status else (limit,)
-        sql = f"SELECT {_RUN_COLS} FROM runs {where}ORDER BY created_at DESC, row_id DESC LIMIT %s"
-        return [codec.run_from_row(r, _T) for r in await self._all(sql, args)]
+        rows = await self._all(_SQL.list_runs(by_status=bool(status)), args)
+        return [codec.run_from_row(r, _T) for r in rows]
 
     # ----------------------------------------------------------------- steps
 
     async def record_step(self, step: StepRecord) -> None:
         row = codec.step_row(step, _T)
         try:
-            await self._exec(_UPSERT_STEP, row)
+            await self._exec(_SQL.upsert_step, row)
         except pg_errors.ForeignKeyViolation:
             raise UnknownRun(step.run_id) from None
 
     async def steps(self, run_id: str) -> list[StepRecord]:
-        sql = f"SELECT {_STEP_COLS} FROM steps WHERE run_id = %s ORDER BY row_id"
-        rows = await self._all(sql, (run_id,))
+        rows = await self._all(_SQL.select_steps, (run_id,))
         if not rows:
             await self._require_run(run_id)
         return [codec.step_from_row(r, _T) for r in rows]
 
     async def completed_steps(self, run_id: str) -> dict[str, StepRecord]:
-        sql = (
-            f"SELECT {_STEP_COLS} FROM steps WHERE run_id = %s AND status = 'succeeded' "
-            "ORDER BY attempt"  # the latest attempt of a key wins below
-        )
-        rows = await self._all(sql, (run_id,))
+        rows = await self._all(_SQL.select_succeeded_steps, (run_id,))
         if not rows:
             await self._require_run(run_id)
         return {r[1]: codec.step_from_row(r, _T) for r in rows}
@@ -302,7 +250,7 @@ class PostgresStore(Store):
         self, run_id: str, *, after_seq: int = 0, limit: int | None = None
     ) -> list[EventRecord]:
         check_limit(limit)
-        sql = f"SELECT {_EVENT_COLS} FROM events WHERE run_id = %s AND seq > %s ORDER BY seq"
+        sql = _SQL.select_events
         args: tuple[Any, ...] = (run_id, after_seq)
         if limit is not None:
             sql, args = sql + " LIMIT %s", (*args, limit)
@@ -324,65 +272,41 @@ class PostgresStore(Store):
         approvals.check_new(approval)
         row = codec.approval_row(approval, _T)
         try:
-            await self._exec(_INSERT_APPROVAL, row)
+            await self._exec(_SQL.insert_approval, row)
         except pg_errors.ForeignKeyViolation:
             raise UnknownRun(approval.run_id) from None
         except pg_errors.UniqueViolation:
             raise DuplicateRecord("approval request", approval.request_id) from None
 
     async def get_approval(self, request_id: str) -> ApprovalRecord:
-        row = await self._one(_SELECT_APPROVAL, (request_id,))
+        row = await self._one(_SQL.select_approval, (request_id,))
         if row is None:
             raise UnknownApproval(request_id)
         return codec.approval_from_row(row, _T)
 
     async def pending_approvals(self, run_id: str) -> list[ApprovalRecord]:
-        sql = (
-            f"SELECT {_APPROVAL_COLS} FROM approvals WHERE run_id = %s AND status = 'pending' "
-            "ORDER BY created_at, row_id"
-        )
-        rows = await self._all(sql, (run_id,))
+        rows = await self._all(_SQL.select_pending, (run_id,))
         if not rows:
             await self._require_run(run_id)
         return [codec.approval_from_row(r, _T) for r in rows]
 
-    async def decide_approval(
-        self,
-        request_id: str,
-        *,
-        decision: str,
-        by: str,
-        action_hash: str,
-        edited_action: JSON = None,
-        reason: str | None = None,
-        now: datetime | None = None,
-    ) -> ApprovalRecord:
+    async def _judge_approval(
+        self, request_id: str, verdict: Verdict
+    ) -> tuple[ApprovalRecord, ApprovalExpired | None]:
         async with self._conn() as conn, conn.transaction():
             # FOR UPDATE: a concurrent decider waits here, then sees the request decided.
-            cur = await conn.execute(_SELECT_APPROVAL + " FOR UPDATE", (request_id,))
+            cur = await conn.execute(_SQL.select_approval + " FOR UPDATE", (request_id,))
             found = await cur.fetchone()
             if found is None:
                 raise UnknownApproval(request_id)
-            decided, error = approvals.decide(
-                codec.approval_from_row(found, _T),
-                decision=decision,
-                by=by,
-                action_hash=action_hash,
-                edited_action=edited_action,
-                reason=reason,
-                now=now or utcnow(),
-            )
+            decided, error = verdict(codec.approval_from_row(found, _T))
             row = codec.approval_row(decided, _T)
-            await conn.execute(
-                _DECIDE_APPROVAL, (row[5], row[8], row[9], row[10], row[11], request_id)
-            )
-        if error is not None:
-            raise error  # after the commit: the expiry is journaled
-        return codec.approval_from_row(row, _T)
+            await conn.execute(_SQL.decide_approval, decision_args(row, request_id))
+        return codec.approval_from_row(row, _T), error  # committed: the expiry is journaled
 
 
 async def _last_seq(conn: Conn, run_id: str) -> int:
-    cur = await conn.execute("SELECT MAX(seq) FROM events WHERE run_id = %s", (run_id,))
+    cur = await conn.execute(_SQL.last_seq, (run_id,))
     row = await cur.fetchone()
     return int(row[0]) if row and row[0] is not None else 0
 

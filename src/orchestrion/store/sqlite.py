@@ -15,68 +15,31 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 from orchestrion.store import approvals, codec
-from orchestrion.store.base import (
-    UNSET,
-    Store,
-    _Unset,
-    check_event_batch,
-    check_limit,
-    run_update,
-)
+from orchestrion.store.base import check_event_batch, check_limit
+from orchestrion.store.common import CommonStore, Verdict
 from orchestrion.store.errors import (
+    ApprovalExpired,
     DuplicateRecord,
     StoreUnavailable,
     UnknownApproval,
     UnknownRun,
 )
 from orchestrion.store.migrations import migrate_sqlite, sqlite_schema_version
-from orchestrion.store.records import (
-    JSON,
-    ApprovalRecord,
-    EventRecord,
-    RunRecord,
-    RunStatus,
-    StepRecord,
-    utcnow,
-)
+from orchestrion.store.records import ApprovalRecord, EventRecord, RunRecord, RunStatus, StepRecord
+from orchestrion.store.sql import Statements, decision_args
 from orchestrion.store.sqlite_worker import SQLiteWorker
 
 _T = codec.ISO_TIME
+_SQL = Statements("?", row_order="rowid")
 Row = tuple[Any, ...]
-
-_RUN_COLS = ", ".join(codec.RUN_COLUMNS)
-_STEP_COLS = ", ".join(codec.STEP_COLUMNS)
-_EVENT_COLS = ", ".join(codec.EVENT_COLUMNS)
-_APPROVAL_COLS = ", ".join(codec.APPROVAL_COLUMNS)
-
-
-def _marks(columns: Sequence[str]) -> str:
-    return ", ".join("?" for _ in columns)
-
-
-_INSERT_RUN = f"INSERT INTO runs ({_RUN_COLS}) VALUES ({_marks(codec.RUN_COLUMNS)})"
-_SELECT_RUN = f"SELECT {_RUN_COLS} FROM runs WHERE run_id = ?"
-_UPSERT_STEP = (
-    f"INSERT INTO steps ({_STEP_COLS}) VALUES ({_marks(codec.STEP_COLUMNS)}) "
-    "ON CONFLICT (run_id, step_key, attempt) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in codec.STEP_COLUMNS[3:])
-)
-_INSERT_EVENT = f"INSERT INTO events ({_EVENT_COLS}) VALUES ({_marks(codec.EVENT_COLUMNS)})"
-_INSERT_APPROVAL = (
-    f"INSERT INTO approvals ({_APPROVAL_COLS}) VALUES ({_marks(codec.APPROVAL_COLUMNS)})"
-)
-_SELECT_APPROVAL = f"SELECT {_APPROVAL_COLS} FROM approvals WHERE request_id = ?"
-_DECIDE_APPROVAL = (
-    "UPDATE approvals SET status = ?, decided_at = ?, decided_by = ?, edited_action = ?, "
-    "reason = ? WHERE request_id = ? AND status = 'pending'"
-)
 
 
 def default_path() -> Path:
@@ -86,7 +49,7 @@ def default_path() -> Path:
     return Path(platformdirs.user_data_dir("orchestrion")) / "journal.db"
 
 
-class SQLiteStore(Store):
+class SQLiteStore(CommonStore):
     """The journal in one SQLite file; see the module docstring for durability."""
 
     def __init__(
@@ -179,22 +142,11 @@ class SQLiteStore(Store):
     async def create_run(self, run: RunRecord) -> None:
         await self._write(_insert_run, codec.run_row(run, _T), durable=True)
 
-    async def update_run(
-        self,
-        run_id: str,
-        *,
-        status: RunStatus,
-        output: JSON | _Unset = UNSET,
-        error: dict[str, JSON] | _Unset | None = UNSET,
-        usage: dict[str, JSON] | _Unset = UNSET,
-        now: datetime | None = None,
+    async def _save_run_update(
+        self, run_id: str, status: RunStatus, fields: dict[str, Any], now: datetime
     ) -> RunRecord:
-        fields = run_update(status, output, error, usage)
-        sets: dict[str, Any] = {"status": status, "updated_at": _T.dump(now or utcnow())}
-        for name, value in fields.items():
-            sets[name] = codec.dump_json(value, f"run {run_id!r} {name}")
-        row = await self._write(_update_run, run_id, sets)
-        return codec.run_from_row(row, _T)
+        changes = codec.run_changes(run_id, status, fields, now, _T)
+        return codec.run_from_row(await self._write(_update_run, run_id, changes), _T)
 
     async def get_run(self, run_id: str) -> RunRecord:
         return codec.run_from_row(await self._read(_select_run, run_id), _T)
@@ -248,30 +200,10 @@ class SQLiteStore(Store):
         rows = await self._read(_select_pending, run_id)
         return [codec.approval_from_row(r, _T) for r in rows]
 
-    async def decide_approval(
-        self,
-        request_id: str,
-        *,
-        decision: str,
-        by: str,
-        action_hash: str,
-        edited_action: JSON = None,
-        reason: str | None = None,
-        now: datetime | None = None,
-    ) -> ApprovalRecord:
-        verdict = partial(
-            approvals.decide,
-            decision=decision,
-            by=by,
-            action_hash=action_hash,
-            edited_action=edited_action,
-            reason=reason,
-            now=now or utcnow(),
-        )
-        decided, error = await self._write(_decide, request_id, verdict, durable=True)
-        if error is not None:
-            raise error
-        return decided  # type: ignore[no-any-return]
+    async def _judge_approval(
+        self, request_id: str, verdict: Verdict
+    ) -> tuple[ApprovalRecord, ApprovalExpired | None]:
+        return await self._write(_decide, request_id, verdict, durable=True)
 
 
 # ------------------------------------------------------------ on the worker thread
@@ -282,14 +214,25 @@ def _constraint(exc: sqlite3.IntegrityError) -> str:
     return getattr(exc, "sqlite_errorname", "") or str(exc)
 
 
+@contextmanager
+def _of_known_run(run_id: str) -> Iterator[None]:
+    """Turn a foreign key failure of the statements inside into UnknownRun."""
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        if "FOREIGNKEY" in _constraint(exc) or "FOREIGN KEY" in str(exc):
+            raise UnknownRun(run_id) from None
+        raise
+
+
 def _require_run(conn: sqlite3.Connection, run_id: str) -> None:
-    if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
+    if conn.execute(_SQL.run_exists, (run_id,)).fetchone() is None:
         raise UnknownRun(run_id)
 
 
 def _insert_run(row: Row, conn: sqlite3.Connection) -> None:
     try:
-        conn.execute(_INSERT_RUN, row)
+        conn.execute(_SQL.insert_run, row)
     except sqlite3.IntegrityError as exc:
         if "PRIMARYKEY" in _constraint(exc) or "UNIQUE" in _constraint(exc):
             raise DuplicateRecord("run", row[0]) from None
@@ -297,50 +240,39 @@ def _insert_run(row: Row, conn: sqlite3.Connection) -> None:
 
 
 def _update_run(run_id: str, sets: dict[str, Any], conn: sqlite3.Connection) -> Row:
-    assignments = ", ".join(f"{column} = ?" for column in sets)  # fixed column names
-    cur = conn.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", (*sets.values(), run_id))
+    cur = conn.execute(_SQL.update_run(sets), (*sets.values(), run_id))
     if cur.rowcount == 0:
         raise UnknownRun(run_id)
     return _select_run(run_id, conn)
 
 
 def _select_run(run_id: str, conn: sqlite3.Connection) -> Row:
-    row = conn.execute(_SELECT_RUN, (run_id,)).fetchone()
+    row = conn.execute(_SQL.select_run, (run_id,)).fetchone()
     if row is None:
         raise UnknownRun(run_id)
     return tuple(row)
 
 
 def _list_runs(status: str | None, limit: int, conn: sqlite3.Connection) -> list[Row]:
-    where = "WHERE status = ? " if status else ""
     args = (status, limit) if status else (limit,)
-    sql = f"SELECT {_RUN_COLS} FROM runs {where}ORDER BY created_at DESC, rowid DESC LIMIT ?"
-    return conn.execute(sql, args).fetchall()
+    return conn.execute(_SQL.list_runs(by_status=bool(status)), args).fetchall()
 
 
 def _upsert_step(row: Row, conn: sqlite3.Connection) -> None:
-    try:
-        conn.execute(_UPSERT_STEP, row)
-    except sqlite3.IntegrityError as exc:
-        if "FOREIGNKEY" in _constraint(exc) or "FOREIGN KEY" in str(exc):
-            raise UnknownRun(row[0]) from None
-        raise
+    with _of_known_run(row[0]):
+        conn.execute(_SQL.upsert_step, row)
 
 
 def _select_steps(run_id: str, succeeded_only: bool, conn: sqlite3.Connection) -> list[Row]:
-    if succeeded_only:  # ordered by attempt so the latest attempt of a key wins
-        sql = f"SELECT {_STEP_COLS} FROM steps WHERE run_id = ? AND status = 'succeeded' "
-        rows = conn.execute(sql + "ORDER BY attempt", (run_id,)).fetchall()
-    else:
-        sql = f"SELECT {_STEP_COLS} FROM steps WHERE run_id = ? ORDER BY rowid"
-        rows = conn.execute(sql, (run_id,)).fetchall()
+    sql = _SQL.select_succeeded_steps if succeeded_only else _SQL.select_steps
+    rows = conn.execute(sql, (run_id,)).fetchall()
     if not rows:
         _require_run(conn, run_id)
     return rows
 
 
 def _last_seq(conn: sqlite3.Connection, run_id: str) -> int:
-    row = conn.execute("SELECT MAX(seq) FROM events WHERE run_id = ?", (run_id,)).fetchone()
+    row = conn.execute(_SQL.last_seq, (run_id,)).fetchone()
     return int(row[0] or 0)
 
 
@@ -360,19 +292,15 @@ def _append_events(
     except Exception:
         _require_run(conn, run_id)  # an unknown run is the better explanation
         raise
-    try:
-        conn.executemany(_INSERT_EVENT, rows)
-    except sqlite3.IntegrityError as exc:
-        if "FOREIGNKEY" in _constraint(exc) or "FOREIGN KEY" in str(exc):
-            raise UnknownRun(run_id) from None
-        raise
+    with _of_known_run(run_id):
+        conn.executemany(_SQL.insert_event, rows)
     return last + len(rows)
 
 
 def _select_events(
     run_id: str, after_seq: int, limit: int | None, conn: sqlite3.Connection
 ) -> list[Row]:
-    sql = f"SELECT {_EVENT_COLS} FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+    sql = _SQL.select_events + " LIMIT ?"
     rows = conn.execute(sql, (run_id, after_seq, -1 if limit is None else limit)).fetchall()
     if not rows:
         _require_run(conn, run_id)
@@ -381,38 +309,35 @@ def _select_events(
 
 def _insert_approval(row: Row, conn: sqlite3.Connection) -> None:
     try:
-        conn.execute(_INSERT_APPROVAL, row)
-    except sqlite3.IntegrityError as exc:
-        if "FOREIGNKEY" in _constraint(exc) or "FOREIGN KEY" in str(exc):
-            raise UnknownRun(row[1]) from None
+        with _of_known_run(row[1]):
+            conn.execute(_SQL.insert_approval, row)
+    except sqlite3.IntegrityError:
         raise DuplicateRecord("approval request", row[0]) from None
 
 
 def _select_approval(request_id: str, conn: sqlite3.Connection) -> Row:
-    row = conn.execute(_SELECT_APPROVAL, (request_id,)).fetchone()
+    row = conn.execute(_SQL.select_approval, (request_id,)).fetchone()
     if row is None:
         raise UnknownApproval(request_id)
     return tuple(row)
 
 
 def _select_pending(run_id: str, conn: sqlite3.Connection) -> list[Row]:
-    sql = (
-        f"SELECT {_APPROVAL_COLS} FROM approvals WHERE run_id = ? AND status = 'pending' "
-        "ORDER BY created_at, rowid"
-    )
-    rows = conn.execute(sql, (run_id,)).fetchall()
+    rows = conn.execute(_SQL.select_pending, (run_id,)).fetchall()
     if not rows:
         _require_run(conn, run_id)
     return rows
 
 
-def _decide(request_id: str, verdict: Any, conn: sqlite3.Connection) -> tuple[Any, Any]:
+def _decide(
+    request_id: str, verdict: Verdict, conn: sqlite3.Connection
+) -> tuple[ApprovalRecord, ApprovalExpired | None]:
     # Read, judge and write inside one write transaction: single use holds even
     # against another process deciding the same request at the same moment.
     current = codec.approval_from_row(_select_approval(request_id, conn), _T)
     decided, error = verdict(current)
     row = codec.approval_row(decided, _T)
-    cur = conn.execute(_DECIDE_APPROVAL, (row[5], row[8], row[9], row[10], row[11], request_id))
+    cur = conn.execute(_SQL.decide_approval, decision_args(row, request_id))
     if cur.rowcount != 1:  # cannot happen under the write lock; refuse rather than guess
         raise StoreUnavailable(f"approval request {request_id!r} changed while being decided")
     return codec.approval_from_row(row, _T), error
