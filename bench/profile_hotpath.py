@@ -1,17 +1,16 @@
-"""Where orchestrion's per-step time goes, and what candidate src/ changes would save.
+"""Where orchestrion's per-step time goes, and what each hot-path change bought.
 
 Run: ``bash bench/run.sh --profile`` (after the figures) or
-``bench/.venv/bin/python bench/profile_hotpath.py``.
+``bench/.venv/bin/python bench/profile_hotpath.py [--quick]``.
 
 1. cProfile of the 5-step chain under the default policy (self time per function).
-2. Ablations: each candidate change is simulated *in this process only* by
-   monkeypatching (src/ is never edited) and timed interleaved against the
-   unpatched runtime on the 5-step chain.  The saving is per run and per step.
-   Patches that remove a feature (no step timer, no size check, no events) give
-   the upper bound of what a cheaper implementation of that feature can save.
-3. Micro-costs of the building blocks (frozen vs plain dataclass, timers, ids, ...).
-4. All behaviour-preserving patches at once, on the chain, the fan-out, the refine
-   loop and 10,000 concurrent runs (wall time and time in the cyclic GC).
+2. Reverts: each hot-path change that was made is undone *in this process only*, by
+   monkeypatching the previous implementation back in (src/ is never edited), and
+   timed interleaved against the current runtime.  The difference is what that
+   change saves.  Rows marked "upper bound" remove a feature outright instead.
+3. Micro-costs of the building blocks, before and after.
+4. Every revert at once (roughly the runtime before these changes) against the
+   current one, on the chain, the fan-out, the refine loop and 10,000 concurrent runs.
 """
 
 from __future__ import annotations
@@ -22,15 +21,14 @@ import cProfile
 import dataclasses
 import gc
 import io
-import os
+import json
 import pstats
 import sys
 import time
 import timeit
-from collections import namedtuple
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
@@ -54,16 +52,13 @@ def _module(name: str) -> Any:
 
 
 contract_mod = _module("orchestrion.contracts.contract")
+base_mod = _module("orchestrion.patterns.base")
 chain_mod = _module("orchestrion.patterns.chain")
 step_mod = _module("orchestrion.patterns.step")
 context_mod = _module("orchestrion.runtime.context")
 ev = _module("orchestrion.runtime.events")
 run_mod = _module("orchestrion.runtime.run")
 envelope_mod = _module("orchestrion.security.envelope")
-try:
-    refine_mod = _module("orchestrion.patterns.refine")
-except ImportError:  # pragma: no cover - refine not written yet
-    refine_mod = None
 
 # ---------------------------------------------------------------------- patch helpers
 
@@ -80,8 +75,11 @@ def patched(*triples: tuple[Any, str, Any]) -> Iterator[None]:
             setattr(obj, name, value)
 
 
-def _thaw(cls: type) -> type:
-    """The same dataclass, not frozen (plain slot stores instead of object.__setattr__)."""
+# ------------------------------------------------------------ the previous implementations
+
+
+def _freeze(cls: type) -> type:
+    """The same dataclass, frozen (as events and StepRecord were)."""
     spec = []
     for f in dataclasses.fields(cls):
         if f.default is not dataclasses.MISSING:
@@ -93,112 +91,109 @@ def _thaw(cls: type) -> type:
     ns = {"kind": cls.kind} if hasattr(cls, "kind") else {}
     if "ok" in cls.__dict__:
         ns["ok"] = cls.__dict__["ok"]
-    return dataclasses.make_dataclass(cls.__name__, spec, slots=True, namespace=ns)
-
-
-def _tuple_event(cls: type) -> type:
-    """The same event as a namedtuple: immutable, and untracked by the GC once it is old."""
-    fs = dataclasses.fields(cls)
-    defaults = [f.default for f in fs if f.default is not dataclasses.MISSING]
-    base = namedtuple(cls.__name__, [f.name for f in fs], defaults=defaults or None)
-    return type(cls.__name__, (base,), {"__slots__": (), "kind": cls.kind})
+    return dataclasses.make_dataclass(cls.__name__, spec, frozen=True, slots=True, namespace=ns)
 
 
 EVENT_NAMES = ("RunStarted", "RunFinished", "StepStarted", "StepFinished", "Decision")
 
 
-def events_as(factory: Callable[[type], type]) -> list[tuple[Any, str, Any]]:
-    return [(ev, n, factory(getattr(ev, n))) for n in EVENT_NAMES]
+def frozen_events() -> list[tuple[Any, str, Any]]:
+    return [(ev, n, _freeze(getattr(ev, n))) for n in EVENT_NAMES]
 
 
-_orig_derive = Envelope.derive
-_new_env = Envelope
+async def old_bounded(aw: Any, limit: float, t0: float, deadlines: Any = None) -> Any:
+    """The previous step/run timer: asyncio.timeout around the await.  (It was inline in
+    invoke/execute; as a function it adds one coroutine frame, ~0.2 µs, to the revert.)"""
+    async with asyncio.timeout(limit):
+        return await aw
 
 
-def fast_derive(self: Envelope, payload: Any, *, sender: str, key: str,
-                recipient: str | None = None, extra: tuple = (),
-                tainted_by: tuple = ()) -> Envelope:
-    """Envelope.derive with a fast path for the common case (no extra sources, no new taint)."""
-    if extra or tainted_by:
-        return _orig_derive(self, payload, sender=sender, key=key, recipient=recipient,
-                            extra=extra, tainted_by=tainted_by)
-    taint = self.taint_sources
-    return _new_env(payload, sender, key, recipient, (self.key,) if self.key else (),
-                    bool(taint), taint)
+_bounded = context_mod.bounded
 
 
-_orig_payload_json = contract_mod.payload_json
+def timer_per_await(aw: Any, limit: float, t0: float, deadlines: Any = None) -> Any:
+    """The lazy timer without the run's shared Deadlines: one loop.call_at per await."""
+    return _bounded(aw, limit, t0)
 
 
-def fast_payload_json(value: Any) -> str:
-    """payload_json through the model's serializer (model_dump_json's wrapper is ~3x slower)."""
+def old_payload_json(value: Any) -> str:
     if isinstance(value, BaseModel):
-        return value.__pydantic_serializer__.to_json(value).decode()
-    return _orig_payload_json(value)
+        return value.model_dump_json()
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def usage_factory(*args: Any, **kw: Any) -> Usage:
-    """Usage() -> the shared immutable ZERO instead of a new object."""
-    return Usage(*args, **kw) if args or kw else ZERO
+def old_derive(self: Envelope, payload: Any, *, sender: str, key: str,
+               recipient: str | None = None, extra: tuple = (),
+               tainted_by: tuple = ()) -> Envelope:
+    sources: tuple[str, ...] = ()
+    taint: tuple[str, ...] = ()
+    for env in (self, *extra):
+        for src in (env.sources if env.synthetic else (env.key,) if env.key else ()):
+            if src not in sources:
+                sources += (src,)
+        taint += tuple(t for t in env.taint_sources if t not in taint)
+    taint += tuple(t for t in tainted_by if t not in taint)
+    return Envelope(payload=payload, sender=sender, key=key, recipient=recipient,
+                    sources=sources, tainted=bool(taint), taint_sources=taint)
 
 
-fast_uuid = SimpleNamespace(uuid4=lambda: SimpleNamespace(hex=os.urandom(16).hex()))
+def old_bundle(self: Envelope, payload: Any, *, sender: str, key: str,
+               recipient: str | None = None, extra: tuple = (),
+               tainted_by: tuple = ()) -> Envelope:
+    env = self.derive(payload, sender=sender, key=key, recipient=recipient, extra=extra,
+                      tainted_by=tainted_by)
+    return dataclasses.replace(env, synthetic=True)
 
 
-async def flat_step_run(self: Any, ctx: Any, env: Any, scope: Any) -> Any:
-    """Step.run calling the choke point's invoke directly (one coroutine frame less)."""
-    agent = ctx.registry.agent(self.agent)
-    return await ctx.invoke(agent, env, key=scope.prefix + self.agent, ledger=scope.ledger)
+def old_new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:20]}"
 
 
-async def flat_chain_run(self: Any, ctx: Any, env: Any, scope: Any) -> Any:
-    """Chain.run skipping Node.execute for children without budget/timeout (one frame less)."""
+def old_trace_id() -> str:
+    return uuid.uuid4().hex
+
+
+async def old_step_run(self: Any, ctx: Any, env: Any, scope: Any) -> Any:
+    return await ctx.call(self.agent, env, key=scope.prefix + self.agent, ledger=scope.ledger)
+
+
+async def old_chain_run(self: Any, ctx: Any, env: Any, scope: Any) -> Any:
     label = self.label
     for i, node in enumerate(self.steps):
-        child = scope.enter(f"{label}[{i}]")
-        if node.budget is None and node.timeout_s is None:
-            env = await node.run(ctx, env, child)
-        else:
-            env = await node.execute(ctx, env, child)
+        env = await node.execute(ctx, env, scope.enter(f"{label}[{i}]"))
     return env
 
 
-def _identity(x: Any) -> Any:
-    return x
-
-
 # (name, patches, note); a "policy:" / "agents:" entry changes the workflow instead.
-SAFE = "same behaviour"
-ABLATIONS: list[tuple[str, Any, str]] = [
-    ("no step timer (Policy.step_timeout_s=None)", "policy:step", "upper bound of a cheaper timer"),
-    ("no run timer (Policy.run_timeout_s=None)", "policy:run", "per run"),
-    ("events not frozen (plain slots dataclass)", events_as(_thaw), SAFE),
-    ("events as namedtuples", events_as(_tuple_event), "immutable; GC-untracked"),
-    ("StepRecord not frozen", [(context_mod, "StepRecord", _thaw(StepRecord))], SAFE),
-    ("Envelope.derive fast path", [(Envelope, "derive", fast_derive)], SAFE),
-    ("payload_json via __pydantic_serializer__", [(context_mod, "payload_json",
-                                                   fast_payload_json)], SAFE),
+REVERTS: list[tuple[str, Any, str]] = [
+    ("step + run timers back to asyncio.timeout",
+     [(context_mod, "bounded", old_bounded), (run_mod, "bounded", old_bounded)], "change 1"),
+    ("events frozen again", frozen_events(), "change 2"),
+    ("StepRecord frozen again", [(context_mod, "StepRecord", _freeze(StepRecord))], "change 5"),
+    ("payload_json via model_dump_json again", [(context_mod, "payload_json",
+                                                 old_payload_json)], "change 3"),
+    ("Envelope.derive/bundle as before (quadratic, no fast path)",
+     [(Envelope, "derive", old_derive), (Envelope, "bundle", old_bundle)], "change 4"),
+    ("run/trace ids from uuid4 again", [(run_mod, "new_id", old_new_id),
+                                        (run_mod, "new_trace_id", old_trace_id)], "change 7"),
+    ("Step/Chain coroutine frames as before",
+     [(step_mod.Step, "execute", base_mod.Node.execute), (step_mod.Step, "run", old_step_run),
+      (chain_mod.Chain, "run", old_chain_run)], "change 9"),
+    ("no step timer (Policy.step_timeout_s=None)", "policy:step", "upper bound"),
+    ("no run timer (Policy.run_timeout_s=None)", "policy:run", "upper bound, per run"),
     ("no output size check (max_output_chars=0)", "agents:nosize", "upper bound"),
-    ("Usage() -> shared ZERO", [(context_mod, "Usage", usage_factory)], SAFE),
-    ("run/trace ids from os.urandom, not uuid4", [(run_mod, "uuid", fast_uuid)], SAFE),
-    ("one coroutine frame less in Step and Chain", [(step_mod.Step, "run", flat_step_run),
-                                                   (chain_mod.Chain, "run", flat_chain_run)],
-     SAFE),
-    ("no step events at all (emit is a no-op)", [(context_mod.RunContext, "emit",
-                                                  lambda self, cls, **f: None)], "upper bound"),
 ]
 
-COMBINED = [p for name, p, note in ABLATIONS if isinstance(p, list) and note == SAFE
-            and "events" not in name] + [events_as(_tuple_event)]
-COMBINED_NOTE = ("events as namedtuples + StepRecord not frozen + Envelope.derive fast path + "
-                 "payload_json via the serializer + Usage ZERO + os.urandom ids + one frame "
-                 "less per step")
+ALL_REVERTS = [p for _, p, note in REVERTS if isinstance(p, list)]
+ALL_NOTE = ("timers, frozen events and StepRecord, payload_json, derive/bundle, uuid ids and "
+            "coroutine frames as they were; not reverted: Usage() allocations, the inlined "
+            "emit/_account and the refine field cache")
 
 
 @contextlib.contextmanager
-def combined() -> Iterator[None]:
+def reverted() -> Iterator[None]:
     with contextlib.ExitStack() as stack:
-        for p in COMBINED:
+        for p in ALL_REVERTS:
             stack.enter_context(patched(*p))
         yield
 
@@ -247,159 +242,128 @@ async def profile_chain(n_runs: int = 4000) -> None:
     print(f"  total profiled {total / n_runs * 1e6:.1f} µs/run")
 
 
-async def ablations(trials: int) -> None:
-    section("ablations on the 5-step chain (default policy): saving vs the unpatched runtime, "
-            "timed interleaved; each row alone")
-    ref = W.orch_runner(W.orch_chain(5, Policy()))
-    base = W.baseline_chain(5)
-    results: list[tuple[str, float, float, str]] = []
-    for name, p, note in ABLATIONS:
-        if p == "policy:step":
-            cand_fn = W.orch_runner(W.orch_chain(5, Policy(step_timeout_s=None)))
-        elif p == "policy:run":
-            cand_fn = W.orch_runner(W.orch_chain(5, Policy(run_timeout_s=None)))
-        elif p == "agents:nosize":
-            from orchestrion.agents.function import agent as as_agent
-            from orchestrion.patterns.chain import chain
-            from orchestrion.workflow import Workflow
+def _nosize_chain() -> Any:
+    from orchestrion.agents.function import agent as as_agent
+    from orchestrion.patterns.chain import chain
+    from orchestrion.workflow import Workflow
 
-            ags = [as_agent(W.work, name=f"s{i}", max_output_chars=0) for i in range(5)]
-            cand_fn = W.orch_runner(Workflow(chain(*(a.name for a in ags)), agents=ags,
-                                             policy=Policy()))
+    ags = [as_agent(W.work, name=f"s{i}", max_output_chars=0) for i in range(5)]
+    return W.orch_runner(Workflow(chain(*(a.name for a in ags)), agents=ags, policy=Policy()))
+
+
+async def reverts(trials: int) -> None:
+    section("reverts on the 5-step chain (default policy): what each change saves, timed "
+            "interleaved against the current runtime; each row alone")
+    cur = W.orch_runner(W.orch_chain(5, Policy()))
+    base = W.baseline_chain(5)
+    results: list[tuple[str, float, str]] = []
+    for name, p, note in REVERTS:
+        if p == "policy:step":
+            other = W.orch_runner(W.orch_chain(5, Policy(step_timeout_s=None)))
+        elif p == "policy:run":
+            other = W.orch_runner(W.orch_chain(5, Policy(run_timeout_s=None)))
+        elif p == "agents:nosize":
+            other = _nosize_chain()
         else:
-            cand_fn = ref
-        # reference and candidate alternate trial by trial; the patch is on only for the candidate
-        ref_t: list[float] = []
-        cand_t: list[float] = []
+            other = cur
+        cur_t: list[float] = []
+        oth_t: list[float] = []
         for _ in range(trials):
-            ref_t += (await compare({"ref": ref}, trials=1, target_s=0.12))["ref"]
+            cur_t += (await compare({"cur": cur}, trials=1, target_s=0.12))["cur"]
             with patched(*p) if isinstance(p, list) else contextlib.nullcontext():
-                cand_t += (await compare({"cand": cand_fn}, trials=1, target_s=0.12))["cand"]
-        saved = med(ref_t) - med(cand_t)
-        results.append((name, saved, saved / 5, note))
-    b = await compare({"b": base, "r": ref}, trials=3, target_s=0.12)
-    ovh = med(b["r"]) - med(b["b"])
-    print(f"  reference: {med(b['r']) * 1e6:.1f} µs/run, baseline {med(b['b']) * 1e6:.1f} µs/run, "
+                oth_t += (await compare({"oth": other}, trials=1, target_s=0.12))["oth"]
+        # a revert is slower than the current runtime; an upper-bound row is faster
+        saved = med(oth_t) - med(cur_t) if isinstance(p, list) else med(cur_t) - med(oth_t)
+        results.append((name, saved, note))
+    b = await compare({"b": base, "c": cur}, trials=3, target_s=0.12)
+    ovh = med(b["c"]) - med(b["b"])
+    print(f"  current: {med(b['c']) * 1e6:.1f} µs/run, baseline {med(b['b']) * 1e6:.1f} µs/run, "
           f"overhead {ovh * 1e6:.1f} µs/run = {ovh / 5 * 1e6:.1f} µs/step")
-    print(f"  {'saved µs/run':>12}  {'µs/step':>7}  {'% of ovh':>8}  change  [note]")
-    for name, saved, per_step, note in sorted(results, key=lambda r: -r[1]):
-        print(f"  {saved * 1e6:12.1f}  {per_step * 1e6:7.2f}  {saved / ovh * 100:7.0f}%  "
-              f"{name}  [{note}]")
+    print(f"  {'saved µs/run':>12}  {'µs/step':>7}  change  [note]")
+    for name, saved, note in sorted(results, key=lambda r: -r[1]):
+        print(f"  {saved * 1e6:12.1f}  {saved / 5 * 1e6:7.2f}  {name}  [{note}]")
 
 
 def micro() -> None:
-    section("micro-costs (best of 5, µs per operation)")
+    section("micro-costs (best of 5, µs per operation): before -> after")
     d = W.Doc(topic="x", notes=["a", "b"])
     big = W.Doc(topic="x" * 2000, notes=["n" * 200] * 40)
     env = envelope_mod.origin(d)
-    thawed_sf = _thaw(ev.StepFinished)
-    tuple_sf = _tuple_event(ev.StepFinished)
-    thawed_rec = _thaw(StepRecord)
-    g = {**globals(), "d": d, "big": big, "env": env, "ev": ev, "thawed_sf": thawed_sf,
-         "tuple_sf": tuple_sf, "thawed_rec": thawed_rec, "u": ZERO}
-    sf = ("(seq=1, at=1.0, step='k', agent='a', attempt=1, duration_s=0.1, input_tokens=0, "
-          "output_tokens=0, usd=0.0)")
+    frozen_sf = _freeze(ev.StepFinished)
+    frozen_rec = _freeze(StepRecord)
+    envs = [env.derive(d, sender="w", key=f"parallel[{i}]/w") for i in range(100)]
+    g = {**globals(), "d": d, "big": big, "env": env, "ev": ev, "frozen_sf": frozen_sf,
+         "frozen_rec": frozen_rec, "u": ZERO, "Usage": Usage, "first": envs[0],
+         "rest": tuple(envs[1:]),
+         "pj": contract_mod.payload_json}
+    sf = "(1, 1.0, 'k', 'a', 1, 0.1, 0, 0, 0.0)"
     rec = ("(key='k', agent='a', status='succeeded', attempts=1, input=d, output=d, usage=u, "
            "started_at=1.0, duration_s=0.1, provenance={})")
-    cases = [
-        ("StepFinished frozen dataclass", "ev.StepFinished" + sf),
-        ("StepFinished plain slots dataclass", "thawed_sf" + sf),
-        ("StepFinished namedtuple", "tuple_sf" + sf),
-        ("StepRecord frozen", "StepRecord" + rec),
-        ("StepRecord plain", "thawed_rec" + rec),
-        ("Envelope.derive", "env.derive(d, sender='a', key='k')"),
-        ("Envelope.derive fast path", "fast_derive(env, d, sender='a', key='k')"),
-        ("env.provenance() dict", "env.provenance()"),
-        ("payload_json(small model)", "_orig_payload_json(d)"),
-        ("serializer.to_json(small model)", "d.__pydantic_serializer__.to_json(d)"),
-        (f"payload_json({len(big.model_dump_json()) // 1024} KB model)", "_orig_payload_json(big)"),
-        ("Usage()", "Usage()"),
-        ("uuid.uuid4().hex", "__import__('uuid').uuid4().hex"),
-        ("os.urandom(16).hex()", "os.urandom(16).hex()"),
+    pairs = [
+        ("StepFinished event", "frozen_sf" + sf, "ev.StepFinished" + sf),
+        ("StepRecord", "frozen_rec" + rec, "StepRecord" + rec),
+        ("Envelope.derive, one input", "old_derive(env, d, sender='a', key='k')",
+         "env.derive(d, sender='a', key='k')"),
+        ("Envelope.derive, 100 inputs (Collect merge)",
+         "old_derive(first, d, sender='p', key='p', extra=rest)",
+         "first.derive(d, sender='p', key='p', extra=rest)"),
+        ("payload_json(small model)", "old_payload_json(d)", "pj(d)"),
+        (f"payload_json({len(big.model_dump_json()) // 1024} KB model)", "old_payload_json(big)",
+         "pj(big)"),
+        ("zero usage", "Usage()", "ZERO"),
+        ("run id", "old_new_id('run')", "run_mod.new_id('run')"),
     ]
-    task = W.Task(topic="benchmarks", notes=["start"])
-    draft = W.Draft(text="benchmarks v3", version=3)
-    g.update(task=task, draft=draft, dump=contract_mod.dump_payload, EvalIn=W.EvalIn,
-             Task=W.Task, tbase=task.model_dump())
-    cases += [
-        ("refine review as refine builds it: dump_payload both + EvalIn validate",
-         "EvalIn.model_validate({'input': dump(task), 'draft': dump(draft), 'round': 3})"),
-        ("refine review from the models themselves + EvalIn validate",
-         "EvalIn.model_validate({'input': task, 'draft': draft, 'round': 3})"),
-        ("refine revision as built: dump input and draft + Task validate",
-         "Task.model_validate({**dump(task), 'feedback': 'f', 'previous': dump(draft)})"),
-        ("refine revision, input dumped once per run, draft passed as model",
-         "Task.model_validate({**tbase, 'feedback': 'f', 'previous': draft})"),
-    ]
-    envs = [env.derive(d, sender="w", key=f"parallel[{i}]/w") for i in range(100)]
-    g.update(first=envs[0], rest=tuple(envs[1:]))
-    cases.append(("Collect merge: derive(extra=99 envelopes), quadratic tuple building",
-                  "first.derive(d, sender='parallel', key='parallel', extra=rest)"))
-    for label, stmt in cases:
-        n = 20000 if "extra=" not in stmt else 500
-        t = min(timeit.repeat(stmt, globals=g, number=n, repeat=5)) / n
-        print(f"  {t * 1e6:7.3f}  {label}")
+    for label, before, after in pairs:
+        n = 500 if "extra=" in before else 20000
+        tb = min(timeit.repeat(before, globals=g, number=n, repeat=5)) / n
+        ta = min(timeit.repeat(after, globals=g, number=n, repeat=5)) / n
+        print(f"  {tb * 1e6:8.3f} -> {ta * 1e6:7.3f}  {label}")
     asyncio.run(_timer_micro())
 
 
-async def _nop() -> None:
-    return None
+async def _quick() -> int:
+    return 1
 
 
-def _fire(task: asyncio.Task, box: list) -> None:
-    box[0] = True
-    task.cancel()
-
-
-async def _t_none() -> None:
-    await _nop()
-
-
-async def _t_asyncio_timeout() -> None:
-    async with asyncio.timeout(120):
-        await _nop()
-
-
-async def _t_call_at() -> None:
-    loop = asyncio.get_running_loop()
-    box = [False]
-    h = loop.call_at(loop.time() + 120, _fire, asyncio.current_task(), box)
-    try:
-        await _nop()
-    finally:
-        h.cancel()
-
-
-_DEADLINES: dict[Any, float] = {}
-
-
-async def _t_deadline_map() -> None:
-    t = asyncio.current_task()
-    _DEADLINES[t] = time.monotonic() + 120
-    try:
-        await _nop()
-    finally:
-        del _DEADLINES[t]
+async def _suspends() -> int:
+    await asyncio.sleep(0)
+    return 1
 
 
 async def _timer_micro() -> None:
-    for label, f in (("no step timer", _t_none), ("asyncio.timeout(120)", _t_asyncio_timeout),
-                     ("loop.call_at + handle.cancel", _t_call_at),
-                     ("deadline map + one watchdog task (insert/delete only)", _t_deadline_map)):
-        best = float("inf")
-        for _ in range(5):
-            n = 50000
-            t0 = time.perf_counter()
-            for i in range(n):
-                await f()
-                if not i & 31:
-                    await asyncio.sleep(0)
-            best = min(best, (time.perf_counter() - t0) / n)
-        print(f"  {best * 1e6:7.3f}  per step: {label}")
+    bounded, deadlines = _bounded, context_mod.Deadlines()
+
+    def none(body: Callable[[], Any]) -> Any:
+        return body()
+
+    async def timeout(body: Callable[[], Any]) -> Any:
+        async with asyncio.timeout(120):
+            return await body()
+
+    def lazy(body: Callable[[], Any]) -> Any:
+        return bounded(body(), 120, time.perf_counter())
+
+    def lazy_shared(body: Callable[[], Any]) -> Any:
+        return bounded(body(), 120, time.perf_counter(), deadlines)
+
+    for body, what in ((_quick, "agent that never suspends"), (_suspends, "agent that suspends")):
+        for label, f in (("no timer", none), ("asyncio.timeout(120)", timeout),
+                         ("bounded(): lazy call_at", lazy),
+                         ("bounded() + the run's Deadlines", lazy_shared)):
+            best = float("inf")
+            for _ in range(5):
+                n = 30000
+                t0 = time.perf_counter()
+                for i in range(n):
+                    await f(body)
+                    if not i & 31:
+                        await asyncio.sleep(0)
+                best = min(best, (time.perf_counter() - t0) / n)
+            print(f"  {best * 1e6:7.3f}  per step, {what}: {label}")
 
 
 async def combined_effect(trials: int, big_n: int) -> None:
-    section("all behaviour-preserving patches at once: " + COMBINED_NOTE)
+    section("every revert at once (" + ALL_NOTE + ") vs the current runtime")
     rows = []
     for label, make, base in (
         ("5-step chain, default policy", lambda: W.orch_chain(5, Policy()), W.baseline_chain(5)),
@@ -407,48 +371,51 @@ async def combined_effect(trials: int, big_n: int) -> None:
          W.baseline_chain(5)),
     ):
         fn = W.orch_runner(make())
-        b, r, c = [], [], []
+        b, c, r = [], [], []
         for _ in range(trials):
-            x = await compare({"b": base, "r": fn}, trials=1, target_s=0.12)
-            with combined():
-                y = await compare({"c": fn}, trials=1, target_s=0.12)
+            x = await compare({"b": base, "c": fn}, trials=1, target_s=0.12)
+            with reverted():
+                y = await compare({"r": fn}, trials=1, target_s=0.12)
             b += x["b"]
-            r += x["r"]
-            c += y["c"]
-        ob, oc = (med(r) - med(b)) / 5, (med(c) - med(b)) / 5
-        rows.append(f"  {label}: overhead/step {ob * 1e6:.1f} -> {oc * 1e6:.1f} µs "
-                    f"(-{(1 - oc / ob) * 100:.0f}%)")
+            c += x["c"]
+            r += y["r"]
+        orr, oc = (med(r) - med(b)) / 5, (med(c) - med(b)) / 5
+        rows.append(f"  {label}: overhead/step reverted {orr * 1e6:.1f} -> current "
+                    f"{oc * 1e6:.1f} µs (-{(1 - oc / orr) * 100:.0f}%)")
     fan = W.orch_runner(W.orch_fanout(100, Policy()))
     fan_nt = W.orch_runner(W.orch_fanout(100, Policy(step_timeout_s=None)))
-    r, c, cn = [], [], []
+    r, c, cp, cn = [], [], [], []
     for _ in range(max(3, trials)):
-        r += (await compare({"r": fan}, trials=1, target_s=0, reps=5))["r"]
-        with combined():
-            y = await compare({"c": fan, "cn": fan_nt}, trials=1, target_s=0, reps=5)
+        with reverted():
+            r += (await compare({"r": fan}, trials=1, target_s=0, reps=5))["r"]
+        y = await compare({"c": fan, "cn": fan_nt}, trials=1, target_s=0, reps=5)
         c += y["c"]
         cn += y["cn"]
+        with patched((context_mod, "bounded", timer_per_await)):
+            cp += (await compare({"cp": fan}, trials=1, target_s=0, reps=5))["cp"]
 
     def pct(xs: list[float]) -> str:
         return f"{med(xs) * 1e3:.2f} ms ({(med(xs) / W.FANOUT_SLEEP_S - 1) * 100:+.1f}%)"
 
-    rows.append(f"  100-way fan-out x 50 ms: default policy {pct(r)} -> patched {pct(c)}; "
-                f"patched and no step timer {pct(cn)}")
+    rows.append(f"  100-way fan-out x 50 ms: reverted {pct(r)} -> current {pct(c)}; current "
+                f"with a loop timer per step instead of the run's Deadlines {pct(cp)}; "
+                f"current with no step timer {pct(cn)}")
     wf = W.orch_refine(Policy())
     if wf is not None:
         fn = W.orch_runner(wf)
         r, c = [], []
         for _ in range(trials):
-            r += (await compare({"r": fn}, trials=1, target_s=0.15))["r"]
-            with combined():
-                c += (await compare({"c": fn}, trials=1, target_s=0.15))["c"]
-        rows.append(f"  50-round refine, default policy: {med(r) * 1e3:.2f} -> "
+            with reverted():
+                r += (await compare({"r": fn}, trials=1, target_s=0.15))["r"]
+            c += (await compare({"c": fn}, trials=1, target_s=0.15))["c"]
+        rows.append(f"  50-round refine, default policy: reverted {med(r) * 1e3:.2f} -> current "
                     f"{med(c) * 1e3:.2f} ms per run ({(med(r) - med(c)) / 50 * 1e6:.1f} µs "
                     "saved per round)")
     conc = W.orch_runner(W.orch_chain(3, Policy(), W.tick))
     variants: list[tuple[str, Callable[[], Any]]] = [
-        ("unpatched", contextlib.nullcontext),
-        ("patched", combined),
-        ("unpatched, gc.set_threshold(50_000, 20, 10)", gc_threshold),
+        ("reverted", reverted),
+        ("current", contextlib.nullcontext),
+        ("current, gc.set_threshold(50_000, 20, 10)", gc_threshold),
     ]
     for label, cm in variants:
         with cm():
@@ -468,7 +435,7 @@ async def combined_effect(trials: int, big_n: int) -> None:
 def main(quick: bool = False) -> None:
     t0 = time.perf_counter()
     asyncio.run(profile_chain(1500 if quick else 4000))
-    asyncio.run(ablations(3 if quick else 9))
+    asyncio.run(reverts(3 if quick else 9))
     micro()
     asyncio.run(combined_effect(3 if quick else 5, 10_000))
     print(f"\n[profile] done in {time.perf_counter() - t0:.0f} s")

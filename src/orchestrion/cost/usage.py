@@ -23,6 +23,11 @@ class Usage:
         return self.input_tokens + self.output_tokens
 
     def __add__(self, other: Usage) -> Usage:
+        # Adding nothing: the other value itself (values are immutable, so no copy needed).
+        if other is ZERO and type(self) is Usage:
+            return self
+        if self is ZERO and type(other) is Usage:
+            return other
         return Usage(
             self.input_tokens + other.input_tokens,
             self.output_tokens + other.output_tokens,
@@ -52,3 +57,4 @@ class Usage:
 
 
 ZERO = Usage()
+"""The shared zero value (use it instead of allocating ``Usage()``)."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -139,9 +140,8 @@ class Refine(Node):
         payload: dict[str, Any] = dict(base) if isinstance(base, dict) else {"input": base}
         extra = {FEEDBACK: feedback, PREVIOUS: dump_payload(draft.payload)}
         model = registry.agent(self.generator).contract.input
-        forbids = model.model_config.get("extra") == "forbid"
-        # A model that forbids extra fields would reject undeclared ones: leave them out.
-        payload.update({k: v for k, v in extra.items() if not forbids or k in model.model_fields})
+        for k in _revision_fields(model):  # type: ignore[arg-type]  # a class is hashable
+            payload[k] = extra[k]
         key = scope.enter(f"{self.label}[{r}]").path
         return verdict.bundle(
             payload, sender=self.kind, key=key, recipient=self.generator, extra=(draft,)
@@ -260,6 +260,16 @@ class Refine(Node):
     def agents(self) -> Iterable[str]:
         yield self.generator
         yield self.evaluator
+
+
+@lru_cache(maxsize=512)
+def _revision_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The revision fields to send to a generator whose input model is ``model``.
+
+    A model that forbids extra fields would reject undeclared ones: leave them out.
+    """
+    forbids = model.model_config.get("extra") == "forbid"
+    return tuple(k for k in (FEEDBACK, PREVIOUS) if not forbids or k in model.model_fields)
 
 
 def _feedback_of(evaluation: Any) -> Any:

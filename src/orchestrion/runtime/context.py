@@ -23,17 +23,19 @@ Nothing else in the runtime calls agents or tools.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import time
-from collections.abc import Callable, Sequence
+import types
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from orchestrion.agents.tool import Tool
 from orchestrion.contracts.contract import Check, coerce, format_validation_errors, payload_json
 from orchestrion.cost.prices import price_of, priced
-from orchestrion.cost.usage import Usage
+from orchestrion.cost.usage import ZERO, Usage
 from orchestrion.errors import (
     AgentFailed,
     Cancelled,
@@ -126,6 +128,7 @@ class RunContext:
         "answers",
         "calls_by_agent",
         "checkpoint",
+        "deadlines",
         "deps",
         "events",
         "journal",
@@ -174,6 +177,7 @@ class RunContext:
         self.answers: dict[str, Any] = answers or {}
         self.pending: list[dict[str, Any]] = []
         self._seq = seq_start  # a resumed run continues its event log without a gap
+        self.deadlines = Deadlines()  # the step and run timeouts' single loop timer
 
     # ------------------------------------------------------------------ events
 
@@ -273,15 +277,15 @@ class RunContext:
                 guard.before(self, name, key, payload)
             except GuardTripped as refused:
                 self.trip(refused.at(step=key, agent=name))  # type: ignore[arg-type]
-                self._fail(key, name, payload, 0, time.time(), Usage(), refused)
+                self._fail(key, name, payload, 0, time.time(), ZERO, refused)
                 raise
         retry: Retry = getattr(agent, "retry", None) or policy.retry
         timeout = getattr(agent, "timeout_s", None) or policy.step_timeout_s
         repairs_left = max_repairs if max_repairs is not None else (
             r if (r := getattr(agent, "max_repairs", None)) is not None else policy.max_repairs)
-        all_checks = tuple(checks)
+        all_checks = checks if type(checks) is tuple else tuple(checks)
         started = time.time()
-        step_usage = Usage()
+        step_usage = ZERO
         attempt = 0
         failures = 0
         feedback: RepairFeedback | None = None
@@ -294,25 +298,31 @@ class RunContext:
                 self._fail(key, name, payload, attempt - 1, started, step_usage, tripped)
                 raise
             sctx = StepContext(self, key, name, ledger, env, feedback, attempt)
-            self.emit(ev.StepStarted, step=key, agent=name, attempt=attempt)
+            self._seq = seq = self._seq + 1  # emit(), inlined: positional fields are cheaper
+            event: ev.Event = ev.StepStarted(seq, time.time(), key, name, attempt)
+            self.events.append(event)
+            for listener in self.listeners:
+                listener(event)
             t0 = time.perf_counter()
             try:
                 if timeout is not None:
                     try:
-                        async with asyncio.timeout(timeout):
-                            raw = await agent.run(payload, sctx)
+                        raw = await bounded(agent.run(payload, sctx), timeout, t0,
+                                            self.deadlines)
                     except TimeoutError:
                         raise StepTimeout(timeout, step=key, agent=name) from None
                 else:
                     raw = await agent.run(payload, sctx)
             except Signal:
-                step_usage += sctx.usage
+                if sctx.usage is not ZERO:
+                    step_usage += sctx.usage
                 self._account(name, sctx.usage)
                 raise
             except asyncio.CancelledError:
                 # Cancelled from outside (a branch/run timeout, a cancel): record it so the
                 # timeout can be attributed to the step that was running.
-                step_usage += sctx.usage
+                if sctx.usage is not ZERO:
+                    step_usage += sctx.usage
                 self._account(name, sctx.usage)
                 self.steps.append(StepRecord(key=key, agent=name, status="cancelled",
                                              attempts=attempt, input=payload, usage=step_usage,
@@ -320,7 +330,8 @@ class RunContext:
                                              duration_s=time.time() - started))
                 raise
             except Exception as exc:
-                step_usage += sctx.usage
+                if sctx.usage is not ZERO:
+                    step_usage += sctx.usage
                 self._account(name, sctx.usage)
                 err = _as_run_error(exc, key, name)
                 if isinstance(err, GuardTripped):
@@ -345,11 +356,16 @@ class RunContext:
                     raise err from exc
                 raw = supplied
             else:
-                step_usage += sctx.usage
-                self._account(name, sctx.usage)
+                usage = sctx.usage
+                calls = self.calls_by_agent  # self._account(name, usage), inlined
+                calls[name] = calls.get(name, 0) + 1
+                if usage is not ZERO:
+                    step_usage += usage
+                    if usage:
+                        self.usage_by_agent[name] = self.usage_by_agent.get(name, ZERO) + usage
             failure: RunError
             out, errors = contract.validate_output(raw)
-            if out is not None and not errors:
+            if all_checks and out is not None and not errors:
                 errors = [m for c in all_checks if (m := c.run(out)) is not None]
             if not errors and contract.max_output_chars:
                 size = len(payload_json(out))
@@ -381,9 +397,13 @@ class RunContext:
                     self._fail(key, name, payload, attempt, started, step_usage, stopped)
                     raise
             duration = time.perf_counter() - t0
-            self.emit(ev.StepFinished, step=key, agent=name, attempt=attempt,
-                      duration_s=duration, input_tokens=sctx.usage.input_tokens,
-                      output_tokens=sctx.usage.output_tokens, usd=sctx.usage.usd)
+            usage = sctx.usage
+            self._seq = seq = self._seq + 1
+            event = ev.StepFinished(seq, time.time(), key, name, attempt, duration,
+                                    usage.input_tokens, usage.output_tokens, usage.usd)
+            self.events.append(event)
+            for listener in self.listeners:
+                listener(event)
             result = env.derive(out, sender=name, key=key, extra=sctx.extra_sources,
                                 tainted_by=sctx.tainted_by)
             record = StepRecord(key=key, agent=name, status="succeeded", attempts=attempt,
@@ -393,8 +413,8 @@ class RunContext:
             self.steps.append(record)
             if journal is not None:
                 await journal.record(record, fingerprint)
-            if self.policy.signing_key is not None:
-                result = result.signed(self.policy.signing_key)
+            if policy.signing_key is not None:
+                result = result.signed(policy.signing_key)
             return result
 
     async def use_tool(self, tool: Tool, arguments: Any, *, key: str, sctx: StepContext) -> Any:
@@ -406,8 +426,9 @@ class RunContext:
             errors = format_validation_errors(exc)
             raise ContractViolation(f"invalid arguments for tool {name!r}", errors=errors,
                                     direction="input", step=sctx.key, agent=sctx.agent) from None
+        fingerprint = ""
         if self.journal is not None:
-            fingerprint = payload_json(args)
+            fingerprint = payload_json(args)  # once: replay and record share it
             replayed = await self.journal.replay(key, fingerprint)
             if replayed is not None:
                 self.emit(ev.StepReplayed, step=key, agent=name)
@@ -422,8 +443,7 @@ class RunContext:
         try:
             if timeout is not None:
                 try:
-                    async with asyncio.timeout(timeout):
-                        output = await tool.invoke(args)
+                    output = await bounded(tool.invoke(args), timeout, t0, self.deadlines)
                 except TimeoutError:
                     raise StepTimeout(timeout, step=key, agent=name) from None
             else:
@@ -449,7 +469,7 @@ class RunContext:
                                                        "effects": sorted(tool.effects)})
         self.steps.append(record)
         if self.journal is not None:
-            await self.journal.record(record, payload_json(args))
+            await self.journal.record(record, fingerprint)
         return output
 
     # ------------------------------------------------------------------ helpers
@@ -461,7 +481,7 @@ class RunContext:
         self.emit(ev.StepReplayed, step=record.key, agent=name)
         self.steps.append(StepRecord(key=record.key, agent=name, status="replayed",
                                      attempts=record.attempts, input=record.input,
-                                     output=output, usage=Usage(),
+                                     output=output, usage=ZERO,
                                      provenance=record.provenance))
         taint = tuple(record.provenance.get("taint_sources", ()))
         return env.derive(output, sender=name, key=record.key, tainted_by=taint)
@@ -492,8 +512,8 @@ class RunContext:
 
     def _account(self, agent: str, usage: Usage) -> None:
         self.calls_by_agent[agent] = self.calls_by_agent.get(agent, 0) + 1
-        if usage:
-            self.usage_by_agent[agent] = self.usage_by_agent.get(agent, Usage()) + usage
+        if usage is not ZERO and usage:
+            self.usage_by_agent[agent] = self.usage_by_agent.get(agent, ZERO) + usage
 
     def _fail(self, key: str, agent: str, payload: Any, attempts: int, started: float,
               usage: Usage, err: RunError) -> None:
@@ -501,6 +521,184 @@ class RunContext:
                                      input=payload, usage=usage, started_at=started,
                                      duration_s=time.time() - started, error=str(err),
                                      error_type=type(err).__name__))
+
+
+# ---------------------------------------------------------------------- step and run timers
+
+T = TypeVar("T")
+
+
+# A deadline entry: [when (loop time), seq, task or None once finished, fired?].  A list,
+# not a class: built for every suspending step, and the heap compares it as a tuple.
+_WHEN, _TASK, _FIRED = 0, 2, 3
+
+
+def _expire(entry: list[Any]) -> None:
+    """Cancel the entry's task (once), remembering that the deadline did it."""
+    task = entry[_TASK]
+    if task is not None:
+        entry[_FIRED] = True
+        task.cancel()
+
+
+class Deadlines:
+    """The step and run deadlines of one run, behind a single armed loop timer.
+
+    A per-await ``loop.call_at`` handle costs a TimerHandle, a push into the loop's
+    heap and a cancel for every step that suspends; here a step pushes an entry on
+    this heap and marks it finished when it ends.  The one timer is armed at the
+    earliest deadline; when it fires it cancels every due task, drops finished
+    entries and re-arms at the next live deadline.  Finished entries are compacted
+    once they outnumber the live ones, so the heap stays proportional to the steps
+    in flight.
+    """
+
+    __slots__ = ("_handle", "_heap", "_live", "_loop", "_seq", "_when")
+
+    def __init__(self) -> None:
+        self._heap: list[list[Any]] = []
+        self._handle: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._when = float("inf")
+        self._seq = 0
+        self._live = 0
+
+    def add(self, loop: asyncio.AbstractEventLoop, when: float,
+            task: asyncio.Task[Any]) -> list[Any] | None:
+        """Watch ``task`` until ``when`` (loop time): its entry, or None when this run's
+        timer lives on another event loop (the caller then arms a timer of its own)."""
+        if loop is not self._loop:
+            if self._live:
+                return None
+            self.close()
+            self._loop = loop
+        self._seq += 1
+        entry = [when, self._seq, task, False]
+        heapq.heappush(self._heap, entry)
+        self._live += 1
+        if when < self._when:
+            if self._handle is not None:
+                self._handle.cancel()
+            self._when = when
+            self._handle = loop.call_at(when, self._fire)
+        return entry
+
+    def done(self, entry: list[Any]) -> None:
+        """The await of ``entry`` ended before its deadline."""
+        entry[_TASK] = None
+        self._live -= 1
+        heap = self._heap
+        if len(heap) > 64 and len(heap) > 2 * self._live:
+            heap[:] = [e for e in heap if e[_TASK] is not None]
+            heapq.heapify(heap)
+
+    def _fire(self) -> None:
+        loop, heap = self._loop, self._heap
+        assert loop is not None
+        due = max(loop.time(), self._when)
+        self._handle, self._when = None, float("inf")
+        while heap and heap[0][_WHEN] <= due:
+            entry = heapq.heappop(heap)
+            if entry[_TASK] is not None:
+                self._live -= 1
+                _expire(entry)
+        while heap and heap[0][_TASK] is None:
+            heapq.heappop(heap)
+        if heap:
+            self._when = heap[0][_WHEN]
+            self._handle = loop.call_at(self._when, self._fire)
+
+    def close(self) -> None:
+        """Disarm and forget the deadlines: the run is over.  Awaits still in flight (a
+        task that outlived its flow) keep theirs, so then this does nothing."""
+        if self._live:
+            return
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._heap.clear()
+        self._when = float("inf")
+
+
+async def _timed(aw: Awaitable[T], limit: float) -> T:
+    async with asyncio.timeout(limit):
+        return await aw
+
+
+@types.coroutine
+def bounded(aw: Awaitable[T], limit: float, t0: float,
+            deadlines: Deadlines | None = None) -> Generator[Any, Any, T]:
+    """``await aw`` within ``limit`` seconds of ``t0`` (a ``time.perf_counter()`` reading).
+
+    The contract of ``async with asyncio.timeout(limit): return await aw`` entered at
+    ``t0``: when the deadline passes, the task is cancelled and the CancelledError
+    becomes TimeoutError, unless the task was also cancelled by someone else (the
+    ``Task.uncancel`` bookkeeping of asyncio.timeout, so outer timeouts and cancels
+    still propagate as CancelledError).  Only the cost differs:
+
+    * the deadline is armed when ``aw`` first suspends (counted from ``t0``).  Until
+      then the event loop cannot run, so no timer could have fired; an agent that
+      never suspends (a sync function, CPU-only work) pays no timer at all;
+    * with ``deadlines`` (the run's), it joins the run's single timer instead of
+      scheduling a loop timer of its own.
+    """
+    if type(aw) is not types.CoroutineType or not limit > 0:
+        return (yield from _timed(aw, limit).__await__())
+    coro = aw
+    try:
+        pending = coro.send(None)
+    except StopIteration as done:
+        return done.value
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task(loop)
+    if task is None:
+        coro.close()
+        raise RuntimeError("Timeout should be used inside a task")
+    cancelling = task.cancelling()
+    when = loop.time() + limit - (time.perf_counter() - t0)
+    handle = None
+    entry = None if deadlines is None else deadlines.add(loop, when, task)
+    if entry is None:
+        entry = [when, 0, task, False]
+        handle = loop.call_at(when, _expire, entry)
+    sent: Any = None
+    try:
+        while True:  # PEP 380 by hand until the task resumes us, then native delegation
+            thrown: BaseException | None = None
+            try:
+                sent = yield pending
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # thrown in by the task, e.g. a cancellation
+                thrown = exc
+            else:
+                if sent is None:
+                    result = yield from coro  # type: ignore[misc]  # a native coroutine
+                    break
+            try:
+                pending = coro.send(sent) if thrown is None else coro.throw(thrown)
+            except StopIteration as done:
+                result = done.value
+                break
+            finally:
+                thrown = None
+    except BaseException as exc:
+        if not entry[_FIRED]:
+            if handle is not None:
+                handle.cancel()
+            elif deadlines is not None:
+                deadlines.done(entry)
+        elif task.uncancel() <= cancelling and type(exc) is asyncio.CancelledError:
+            raise TimeoutError from exc
+        raise
+    if entry[_FIRED]:
+        task.uncancel()
+    elif handle is not None:
+        handle.cancel()
+    elif deadlines is not None:
+        deadlines.done(entry)
+    return result
 
 
 def _as_run_error(exc: Exception, key: str, agent: str) -> RunError:
@@ -528,7 +726,7 @@ class StepContext:
         self.env = env
         self.feedback = feedback
         self.attempt = attempt
-        self.usage = Usage()
+        self.usage = ZERO
         self.tainted_by: tuple[str, ...] = ()
         self.extra_sources: tuple[Envelope, ...] = ()
         self._n = 0
@@ -571,7 +769,7 @@ class StepContext:
         try:
             response = await provider.complete(request)
         except BaseException:
-            self.ledger.settle(reservation, Usage(), step=self.key, agent=self.agent)
+            self.ledger.settle(reservation, ZERO, step=self.key, agent=self.agent)
             raise
         usage = response.usage if response.usage.requests else Usage(
             response.usage.input_tokens, response.usage.output_tokens, 1, response.usage.usd)

@@ -1,8 +1,13 @@
 """Typed events: the record of everything that happened in a run.
 
-Events are small frozen dataclasses with a per-run gapless ``seq``.  The run
+Events are small slots dataclasses with a per-run gapless ``seq``.  The run
 context emits them; subscribers (the journal, a tracer, the CLI) receive them in
 order.  ``event_to_dict`` gives the JSON form the store persists.
+
+Events are values: immutable by convention, never modified after they are emitted.
+They are not ``frozen=True`` because a run emits two per step and a frozen
+dataclass's ``__init__`` costs about three times a plain one; ``unsafe_hash=True``
+keeps them hashable and comparable by value, as frozen ones were.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Event:
     """Base of all events: its sequence number in the run and its time (epoch seconds)."""
 
@@ -20,7 +25,7 @@ class Event:
     at: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class RunStarted(Event):
     kind: ClassVar[str] = "run.started"
     run_id: str
@@ -28,7 +33,7 @@ class RunStarted(Event):
     trace_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class RunFinished(Event):
     kind: ClassVar[str] = "run.finished"
     status: str
@@ -36,7 +41,7 @@ class RunFinished(Event):
     step: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class StepStarted(Event):
     kind: ClassVar[str] = "step.started"
     step: str
@@ -45,7 +50,7 @@ class StepStarted(Event):
     target: str = "agent"  # "agent" or "tool"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class StepFinished(Event):
     kind: ClassVar[str] = "step.finished"
     step: str
@@ -58,7 +63,7 @@ class StepFinished(Event):
     target: str = "agent"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class StepFailed(Event):
     kind: ClassVar[str] = "step.failed"
     step: str
@@ -70,7 +75,7 @@ class StepFailed(Event):
     target: str = "agent"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class StepReplayed(Event):
     """A completed step was taken from the journal: no call, no cost."""
 
@@ -79,7 +84,7 @@ class StepReplayed(Event):
     agent: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class ContractViolated(Event):
     kind: ClassVar[str] = "contract.violated"
     step: str
@@ -89,7 +94,7 @@ class ContractViolated(Event):
     repairing: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Decision(Event):
     """A pattern chose: a route branch, a plan, a handoff target, a winner."""
 
@@ -101,7 +106,7 @@ class Decision(Event):
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Disagreement(Event):
     """Parallel branches produced different answers; ``values`` maps source step to value."""
 
@@ -112,7 +117,7 @@ class Disagreement(Event):
     resolution: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class GuardTrippedEvent(Event):
     kind: ClassVar[str] = "guard.tripped"
     step: str
@@ -122,7 +127,7 @@ class GuardTrippedEvent(Event):
     measured: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class ApprovalRequested(Event):
     kind: ClassVar[str] = "approval.requested"
     step: str
@@ -130,7 +135,7 @@ class ApprovalRequested(Event):
     prompt: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class ApprovalDecided(Event):
     kind: ClassVar[str] = "approval.decided"
     step: str
@@ -139,7 +144,7 @@ class ApprovalDecided(Event):
     by: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Alert(Event):
     """HITL level 3: something a supervisor should look at; the run goes on."""
 
@@ -169,12 +174,22 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Event]) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
 def event_to_dict(event: Event) -> dict[str, Any]:
     """JSON-able dict of an event, with its ``kind``."""
     data: dict[str, Any] = {"kind": event.kind}
-    for f in fields(event):
-        value = getattr(event, f.name)
-        data[f.name] = list(value) if isinstance(value, tuple) else value
+    for name in _field_names(type(event)):
+        value = getattr(event, name)
+        data[name] = list(value) if isinstance(value, tuple) else value
     return data
 
 
@@ -182,9 +197,9 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     """Inverse of :func:`event_to_dict`."""
     cls = EVENT_TYPES[data["kind"]]
     kwargs = {}
-    for f in fields(cls):
-        value = data.get(f.name)
+    for name in _field_names(cls):
+        value = data.get(name)
         if isinstance(value, list):
             value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
-        kwargs[f.name] = value
+        kwargs[name] = value
     return cls(**kwargs)  # type: ignore[arg-type]

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
+import os
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from orchestrion.contracts.contract import coerce, format_validation_errors
-from orchestrion.cost.usage import Usage
+from orchestrion.cost.usage import ZERO
 from orchestrion.errors import (
     ApprovalRequired,
     BudgetExceeded,
@@ -22,7 +21,7 @@ from orchestrion.errors import (
 )
 from orchestrion.guards.budget import Ledger
 from orchestrion.runtime import events as ev
-from orchestrion.runtime.context import Checkpoint, Journal, RunContext
+from orchestrion.runtime.context import Checkpoint, Journal, RunContext, bounded
 from orchestrion.runtime.result import RunResult, Status
 from orchestrion.runtime.scope import Scope
 from orchestrion.security.envelope import origin
@@ -32,7 +31,13 @@ if TYPE_CHECKING:
 
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:20]}"
+    """``<prefix>_`` and 20 random hex digits (80 bits; ``os.urandom`` is 5x cheaper than uuid4)."""
+    return f"{prefix}_{os.urandom(10).hex()}"
+
+
+def new_trace_id() -> str:
+    """A W3C/OpenTelemetry-style trace id: 32 random hex digits."""
+    return os.urandom(16).hex()
 
 
 def validate_input(workflow: Workflow, value: Any) -> Any:
@@ -73,7 +78,7 @@ async def execute(
     policy = workflow.policy
     ctx = RunContext(
         run_id=run_id or new_id("run"),
-        trace_id=trace_id or uuid.uuid4().hex,
+        trace_id=trace_id or new_trace_id(),
         workflow=workflow.name,
         registry=workflow.registry,
         policy=policy,
@@ -92,11 +97,14 @@ async def execute(
     error: RunError | None = None
     root = Scope("", ctx.ledger)
     try:
-        if policy.run_timeout_s is not None:
-            async with asyncio.timeout(policy.run_timeout_s):
-                out_env = await workflow.flow.execute(ctx, origin(payload, tainted=tainted), root)
-        else:
-            out_env = await workflow.flow.execute(ctx, origin(payload, tainted=tainted), root)
+        try:
+            flow = workflow.flow.execute(ctx, origin(payload, tainted=tainted), root)
+            if policy.run_timeout_s is not None:
+                out_env = await bounded(flow, policy.run_timeout_s, started, ctx.deadlines)
+            else:
+                out_env = await flow
+        finally:
+            ctx.deadlines.close()
         output, status = out_env.payload, "succeeded"
     except ApprovalRequired:
         status = "paused"
@@ -120,7 +128,7 @@ async def execute(
         guard.finished(ctx)
     ctx.emit(ev.RunFinished, status=status, error=None if error is None else str(error),
              step=None if error is None else error.step)
-    total = Usage()
+    total = ZERO
     for u in ctx.usage_by_agent.values():
         total += u
     return RunResult(
