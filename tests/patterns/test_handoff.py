@@ -12,7 +12,13 @@ from orchestrion.agents.function import agent
 from orchestrion.agents.llm import LLMAgent
 from orchestrion.agents.stub import StubAgent
 from orchestrion.contracts.contract import Contract, Text
-from orchestrion.errors import BudgetExceeded, CheckFailed, LoopBoundReached, UnknownAgent
+from orchestrion.errors import (
+    BudgetExceeded,
+    CheckFailed,
+    LoopBoundReached,
+    LoopDetected,
+    UnknownAgent,
+)
 from orchestrion.guards.budget import Budget, Ledger
 from orchestrion.guards.retry import NO_RETRY
 from orchestrion.patterns.handoff import handoff
@@ -171,10 +177,20 @@ async def test_tainted_caller_still_transfers_only_inside_the_set():
     assert result.ok and result.step("handoff[1]/billing").provenance["tainted"] is True
 
 
+async def test_ping_pong_is_stopped_by_progress_detection_by_default():
+    a = s("a", [to("b", "yours")] * 5)
+    b = s("b", [to("a", "no, yours")] * 5)
+    wf = Workflow(handoff("a", ["a", "b"], max_handoffs=9), agents=[a, b])
+    result = await wf.run(TICKET)
+    assert isinstance(result.error, LoopDetected)  # long before the bound of 9 handoffs
+    assert a.calls + b.calls < 9
+
+
 async def test_ping_pong_hits_max_handoffs():
     a = s("a", [to("b", "yours")] * 5)
     b = s("b", [to("a", "no, yours")] * 5)
-    wf = Workflow(handoff("a", ["a", "b"], max_handoffs=3), agents=[a, b])
+    wf = Workflow(handoff("a", ["a", "b"], max_handoffs=3), agents=[a, b],
+                  policy=Policy(guards=()))  # the bound alone, without progress detection
     result = await wf.run(TICKET)
     err = result.error
     assert isinstance(err, LoopBoundReached) and err.limit == 3 and err.measured == 3

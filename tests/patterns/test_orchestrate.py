@@ -239,7 +239,9 @@ async def test_unknown_agent_twice_is_plan_invalid_and_no_worker_runs():
     err = result.error
     assert result.status == "failed" and isinstance(err, PlanInvalid)
     assert err.step == "orchestrate/planner" and err.agent == "planner"
-    assert err.problems == ("task 0: unknown agent 'hack'; allowed workers: search, add",)
+    assert err.problems[0] == "task 0: unknown agent 'hack'; allowed workers: search, add"
+    # progress detection adds that the planner repeated the plan it was told is wrong
+    assert err.problems[1:] == ("the planner returned the same rejected plan again",)
     assert "before any worker started" in str(err)
     assert result.calls_by_agent == {"planner": 2}
     assert called(result, "search") == []

@@ -214,7 +214,8 @@ def intake(ticket: Ticket) -> Ticket:
 @agent
 def log_research(ticket: Ticket) -> Research:
     """Match the error code against crash telemetry."""
-    code = next((w.strip(".,") for w in ticket.body.split() if w.startswith("E")), "none")
+    words = [w.strip(".,") for w in ticket.body.split()]
+    code = next((w for w in words if w[:1] == "E" and w[1:].isdigit()), "none")
     return Research(findings=[f"telemetry: 312 crashes with {code} on 4.2.0, none on 4.2.1"],
                     sources=["telemetry"])
 

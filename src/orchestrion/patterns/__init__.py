@@ -4,7 +4,7 @@ from orchestrion.patterns.base import Flow, Node
 from orchestrion.patterns.chain import chain
 from orchestrion.patterns.debate import debate
 from orchestrion.patterns.handoff import handoff
-from orchestrion.patterns.merge import judge, vote
+from orchestrion.patterns.merge import escalate, judge, vote
 from orchestrion.patterns.mixture import mixture
 from orchestrion.patterns.orchestrate import Plan, Task, orchestrate
 from orchestrion.patterns.parallel import parallel
@@ -19,6 +19,7 @@ __all__ = [
     "Task",
     "chain",
     "debate",
+    "escalate",
     "handoff",
     "judge",
     "mixture",

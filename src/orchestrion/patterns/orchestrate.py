@@ -8,7 +8,10 @@ exist, or with an input the worker cannot take) is stopped *before any worker
 starts*: the plan is checked at the choke point against the registry, the
 declared ``workers`` and ``max_workers``, and a bad plan goes back to the
 planner with the problems (at most ``max_replans`` times).  A plan still invalid
-after that is a typed :class:`PlanInvalid`.
+after that is a typed :class:`PlanInvalid` (also when progress detection sees the
+planner return the plan it was just told is wrong), unless a ``fallback`` agent is
+declared: it then gets the orchestrate input and its output is the result (key
+``orchestrate[fallback]/<agent>``; a ``Decision`` event says why).
 
 Keys: ``orchestrate/<planner>``, ``orchestrate[i]/<worker>`` (task index),
 ``orchestrate[synthesis]/<synthesizer>``.  Worker failures follow parallel's
@@ -35,6 +38,7 @@ from orchestrion.contracts.contract import Check, coerce, dump_payload, format_v
 from orchestrion.cost.bounds import Bound, concurrently, sequence, worst_of
 from orchestrion.errors import (
     ContractViolation,
+    LoopDetected,
     PlanInvalid,
 )
 from orchestrion.guards.budget import Budget
@@ -93,6 +97,7 @@ class Orchestrate(Node):
         concurrency: int = 4,
         max_replans: int = 1,
         on_error: OnError = "fail",
+        fallback: str | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
@@ -109,11 +114,17 @@ class Orchestrate(Node):
         self.concurrency = concurrency
         self.max_replans = max_replans
         self.on_error = on_error
+        self.fallback = fallback
 
     # ------------------------------------------------------------------ running
 
     async def run(self, ctx: RunContext, env: Envelope, scope: Scope) -> Envelope:
-        planned, plan = await self._plan(ctx, env, scope)
+        try:
+            planned, plan = await self._plan(ctx, env, scope)
+        except PlanInvalid as err:
+            if self.fallback is None:
+                raise
+            return await self._fall_back(ctx, env, scope, err)
         done = await self._run_workers(ctx, planned, plan, scope)
         if self.synthesizer is None:
             return self._collect(ctx.registry, planned, done, scope)
@@ -137,6 +148,13 @@ class Orchestrate(Node):
             if err.direction != "output" or err.step != key:
                 raise  # a bad *input* to the planner is its producer's fault, not the plan's
             raise self._rejected(ctx, key, gate.problems_of(err.errors)) from err
+        except LoopDetected as err:
+            if err.step != key:
+                raise
+            # Progress detection saw the planner repeat a rejected plan: it is still this
+            # plan's problem, so callers and the fallback see one error type.
+            problems = [*gate.last, "the planner returned the same rejected plan again"]
+            raise self._rejected(ctx, key, problems) from err
         except ValidationError as exc:
             # Only reachable when the planner step is replayed from a journal (no check ran).
             raise self._rejected(ctx, key, format_validation_errors(exc)) from None
@@ -150,6 +168,22 @@ class Orchestrate(Node):
             reason=plan.reason,
         )
         return planned, plan
+
+    async def _fall_back(
+        self, ctx: RunContext, env: Envelope, scope: Scope, err: PlanInvalid
+    ) -> Envelope:
+        """No valid plan: the declared fallback agent handles the input itself."""
+        assert self.fallback is not None
+        ctx.emit(
+            ev.Decision,
+            step=err.step or scope.key(self.label),
+            pattern=self.kind,
+            chosen=(self.fallback,),
+            rejected=(self.planner,),
+            reason="plan rejected (" + "; ".join(err.problems) + f"); fallback {self.fallback!r}",
+        )
+        key = scope.enter(f"{self.label}[fallback]").key(self.fallback)
+        return await ctx.call(self.fallback, env, key=key, ledger=scope.ledger)
 
     def _rejected(self, ctx: RunContext, key: str, problems: Sequence[str]) -> PlanInvalid:
         ctx.emit(
@@ -287,6 +321,18 @@ class Orchestrate(Node):
         for i, name in enumerate(self.workers):
             cc.agent(name, f"{here}[{i}]/{name}", role="worker")
         item, result = _result_models(self._worker_outputs(cc.registry))
+        out = self._check_output(cc, input_model, here, item, result)
+        self._check_fallback(cc, input_model, out, here)
+        return out
+
+    def _check_output(
+        self,
+        cc: CheckContext,
+        input_model: type[BaseModel] | None,
+        here: str,
+        item: type[TaskResult],
+        result: type[OrchestrateResult],
+    ) -> type[BaseModel] | None:
         if self.synthesizer is None:
             return cc.produced(result, f"orchestrate {self.label!r}")
         synth_where = f"{here}[synthesis]/{self.synthesizer}"
@@ -305,6 +351,25 @@ class Orchestrate(Node):
             synth_where,
         )
         return cc.produced(synth.contract.output, repr(self.synthesizer))
+
+    def _check_fallback(
+        self,
+        cc: CheckContext,
+        input_model: type[BaseModel] | None,
+        output: type[BaseModel] | None,
+        here: str,
+    ) -> None:
+        """The fallback takes the orchestrate input and must give what the node gives."""
+        if self.fallback is None:
+            return
+        where = f"{here}[fallback]/{self.fallback}"
+        agent = cc.agent(self.fallback, where, role="fallback")
+        if agent is None:
+            return
+        cc.edge(input_model, "orchestrate input", agent.contract.input, repr(self.fallback), where)
+        cc.edge(
+            agent.contract.output, repr(self.fallback), output, "the orchestrate output", where
+        )
 
     def _check_limits(self, cc: CheckContext, here: str) -> None:
         if not isinstance(self.max_workers, int) or self.max_workers < 1:
@@ -344,10 +409,12 @@ class Orchestrate(Node):
     def bound(self, cc: CheckContext) -> Bound:
         planner = cc.bound_of(self.planner, repairs=max(0, self.max_replans))
         worst = worst_of([cc.bound_of(w) for w in self.workers])
-        total = planner.then(_fan_out(worst, self.max_workers, self.concurrency))
+        planned = _fan_out(worst, self.max_workers, self.concurrency)
         if self.synthesizer is not None:
-            total = total.then(cc.bound_of(self.synthesizer))
-        return total
+            planned = planned.then(cc.bound_of(self.synthesizer))
+        if self.fallback is not None:
+            planned = worst_of([planned, cc.bound_of(self.fallback)])
+        return planner.then(planned)
 
     def children(self) -> Sequence[Node]:
         return ()
@@ -361,6 +428,7 @@ class Orchestrate(Node):
             "concurrency": self.concurrency,
             "max_replans": self.max_replans,
             "on_error": self.on_error,
+            "fallback": self.fallback,
         }
 
     def agents(self) -> Iterable[str]:
@@ -368,6 +436,8 @@ class Orchestrate(Node):
         yield from self.workers
         if self.synthesizer is not None:
             yield self.synthesizer
+        if self.fallback is not None:
+            yield self.fallback
 
 
 class _PlanGate:
@@ -435,6 +505,7 @@ def orchestrate(
     concurrency: int = 4,
     max_replans: int = 1,
     on_error: OnError = "fail",
+    fallback: str | None = None,
     name: str | None = None,
     budget: Budget | None = None,
     timeout_s: float | None = None,
@@ -445,7 +516,8 @@ def orchestrate(
     The planner's output must fit :class:`Plan`; each plan is validated against the
     registry, ``workers`` and ``max_workers`` before any worker starts, and re-asked
     with the problems at most ``max_replans`` times.  The synthesizer receives
-    ``{"input": ..., "results": [{"agent", "id", "output"}, ...]}``.
+    ``{"input": ..., "results": [{"agent", "id", "output"}, ...]}``.  ``fallback``
+    names an agent that handles the input itself when no valid plan comes.
     """
     return Orchestrate(
         planner,
@@ -455,6 +527,7 @@ def orchestrate(
         concurrency=concurrency,
         max_replans=max_replans,
         on_error=on_error,
+        fallback=fallback,
         name=name,
         budget=budget,
         timeout_s=timeout_s,

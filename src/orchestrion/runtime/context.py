@@ -14,7 +14,8 @@ Every agent call and every tool call of a run passes through
    timeout, the call itself, retry with backoff on transient faults
 7. output contract validation and checks, with bounded repair (the errors go back
    to the producer as ``ctx.feedback``); step guards see every failure and every
-   valid output (progress detection may stop a loop that makes none)
+   valid output (progress detection may stop a loop that makes none), and every
+   rejected output (``rejected``) and tool call (``tool_used``) if they declare those hooks
 8. events, step record, usage and cost accounting per agent and step
 
 Nothing else in the runtime calls agents or tools.
@@ -40,6 +41,7 @@ from orchestrion.errors import (
     AgentFailed,
     Cancelled,
     CapabilityDenied,
+    ContextOverflow,
     ContractViolation,
     GuardTripped,
     OutputTooLarge,
@@ -277,7 +279,7 @@ class RunContext:
                 guard.before(self, name, key, payload)
             except GuardTripped as refused:
                 self.trip(refused.at(step=key, agent=name))  # type: ignore[arg-type]
-                self._fail(key, name, payload, 0, time.time(), ZERO, refused)
+                self._fail(key, name, payload, 0, time.time(), ZERO, refused, env)
                 raise
         retry: Retry = getattr(agent, "retry", None) or policy.retry
         timeout = getattr(agent, "timeout_s", None) or policy.step_timeout_s
@@ -295,7 +297,7 @@ class RunContext:
                 ledger.count_call(step=key, agent=name)
             except GuardTripped as tripped:
                 self.trip(tripped)
-                self._fail(key, name, payload, attempt - 1, started, step_usage, tripped)
+                self._fail(key, name, payload, attempt - 1, started, step_usage, tripped, env)
                 raise
             sctx = StepContext(self, key, name, ledger, env, feedback, attempt)
             self._seq = seq = self._seq + 1  # emit(), inlined: positional fields are cheaper
@@ -350,7 +352,7 @@ class RunContext:
                 if self.checkpoint is not None:  # HITL level 2: a human may supply the output
                     supplied = await self.checkpoint.on_failure(self, key, agent, payload, err)
                 if supplied is None:
-                    self._fail(key, name, payload, attempt, started, step_usage, err)
+                    self._fail(key, name, payload, attempt, started, step_usage, err, env)
                     if err is exc:
                         raise
                     raise err from exc
@@ -371,19 +373,25 @@ class RunContext:
                 size = len(payload_json(out))
                 if size > contract.max_output_chars:
                     failure = OutputTooLarge(size, contract.max_output_chars, step=key, agent=name)
-                    self._fail(key, name, payload, attempt, started, step_usage, failure)
+                    self._fail(key, name, payload, attempt, started, step_usage, failure, env)
                     raise failure
             if errors:
                 repairing = repairs_left > 0
                 self.emit(ev.ContractViolated, step=key, agent=name, direction="output",
                           errors=tuple(errors), repairing=repairing)
+                try:  # progress detection: the same rejected output again is no progress
+                    _notify(guards, "rejected", self, name, key, raw, tuple(errors))
+                except GuardTripped as stopped:
+                    self.trip(stopped.at(step=key, agent=name))  # type: ignore[arg-type]
+                    self._fail(key, name, payload, attempt, started, step_usage, stopped, env)
+                    raise
                 if repairing:
                     repairs_left -= 1
                     feedback = RepairFeedback(raw, tuple(errors), attempt)
                     continue
                 failure = ContractViolation(f"{name!r} returned an invalid output",
                                             errors=errors, step=key, agent=name, attempts=attempt)
-                self._fail(key, name, payload, attempt, started, step_usage, failure)
+                self._fail(key, name, payload, attempt, started, step_usage, failure, env)
                 raise failure
             if self.checkpoint is not None:
                 edited = await self.checkpoint.after(self, key, agent, payload, out)
@@ -394,7 +402,7 @@ class RunContext:
                     guard.succeeded(self, name, key, payload, out)
                 except GuardTripped as stopped:
                     self.trip(stopped.at(step=key, agent=name))  # type: ignore[arg-type]
-                    self._fail(key, name, payload, attempt, started, step_usage, stopped)
+                    self._fail(key, name, payload, attempt, started, step_usage, stopped, env)
                     raise
             duration = time.perf_counter() - t0
             usage = sctx.usage
@@ -461,6 +469,11 @@ class RunContext:
             raise err from exc
         if not tool.trusted_output:
             sctx.tainted_by += (key,)
+        try:  # progress detection: the same call with the same result, again and again
+            _notify(self.policy.guards, "tool_used", self, sctx.agent, key, name, args, output)
+        except GuardTripped as stopped:
+            self.trip(stopped.at(step=sctx.key, agent=sctx.agent))  # type: ignore[arg-type]
+            raise
         self.emit(ev.StepFinished, step=key, agent=name, attempt=1,
                   duration_s=time.perf_counter() - t0, target="tool")
         record = StepRecord(key=key, agent=name, status="succeeded", attempts=1, input=args,
@@ -516,11 +529,15 @@ class RunContext:
             self.usage_by_agent[agent] = self.usage_by_agent.get(agent, ZERO) + usage
 
     def _fail(self, key: str, agent: str, payload: Any, attempts: int, started: float,
-              usage: Usage, err: RunError) -> None:
+              usage: Usage, err: RunError, env: Envelope | None = None) -> None:
+        # The input's provenance: where the fault may have come from (explain walks it).
+        provenance = {} if env is None else {
+            "sources": list(env.sources if env.synthetic else (env.key,) if env.key else ()),
+            "tainted": env.tainted, "taint_sources": list(env.taint_sources)}
         self.steps.append(StepRecord(key=key, agent=agent, status="failed", attempts=attempts,
                                      input=payload, usage=usage, started_at=started,
                                      duration_s=time.time() - started, error=str(err),
-                                     error_type=type(err).__name__))
+                                     error_type=type(err).__name__, provenance=provenance))
 
 
 # ---------------------------------------------------------------------- step and run timers
@@ -701,6 +718,14 @@ def bounded(aw: Awaitable[T], limit: float, t0: float,
     return result
 
 
+def _notify(guards: Sequence[Any], hook: str, *args: Any) -> None:
+    """Call an optional guard hook (``rejected``, ``tool_used``) on the guards that have it."""
+    for guard in guards:
+        method = getattr(guard, hook, None)
+        if method is not None:
+            method(*args)
+
+
 def _as_run_error(exc: Exception, key: str, agent: str) -> RunError:
     if isinstance(exc, RunError):
         return exc.at(step=key, agent=agent)
@@ -755,13 +780,10 @@ class StepContext:
         est_out = request.settings.max_tokens
         window = getattr(provider, "context_window", None)
         if window is not None and est_in + est_out > window:
-            err = GuardTripped(
+            raise ContextOverflow(
                 f"request of ~{est_in} input + {est_out} output tokens exceeds the "
-                f"context window of {window}", guard="context_window", limit=window,
-                measured=est_in + est_out, step=self.key, agent=self.agent,
-                hint="send typed payloads instead of transcripts, lower max_tokens, "
-                "or use a model with a larger window")
-            raise err
+                f"context window of {window}", limit=window, measured=est_in + est_out,
+                step=self.key, agent=self.agent)
         price = price_of(provider.model)
         usd_est = price.cost(est_in, est_out) if price is not None else 0.0
         reservation = self.ledger.reserve(usd=usd_est, tokens=est_in + est_out, step=self.key,

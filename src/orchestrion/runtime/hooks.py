@@ -30,3 +30,8 @@ class StepGuard(Protocol):
 
     def finished(self, ctx: RunContext) -> None:
         """When the run ends, whatever its status: drop per-run state."""
+
+    # Optional hooks, called only on guards that define them (progress detection does):
+    #   rejected(ctx, agent, key, raw_output, errors)  after each output that failed its
+    #       contract (a planner repeating the plan it was told is wrong makes no progress)
+    #   tool_used(ctx, agent, key, tool, args, output)  after each tool call
