@@ -705,10 +705,10 @@ def test_resolve_local_prefixes(spec: str, base_url: str, model: str) -> None:
 def test_resolve_local_prefix_base_url_from_env(
     monkeypatch: pytest.MonkeyPatch, prefix: str, env: str
 ) -> None:
-    monkeypatch.setenv(env, "http://gpu-box.internal:9000/v1/")
+    monkeypatch.setenv(env, "http://gpu-box.invalid:9000/v1/")
     provider = resolve_provider(f"{prefix}:some-model")
     assert isinstance(provider, OpenAICompatProvider)
-    assert provider.base_url == "http://gpu-box.internal:9000/v1"
+    assert provider.base_url == "http://gpu-box.invalid:9000/v1"
     # An explicit override beats the environment.
     other = resolve_provider(f"{prefix}:some-model", base_url="http://127.0.0.1:1/v1")
     assert isinstance(other, OpenAICompatProvider)
