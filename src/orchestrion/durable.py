@@ -39,20 +39,24 @@ class Runner:
     async def run(self, workflow: Workflow, input: Any, *, run_id: str | None = None,
                   deps: Any = None, ref: str | None = None, tainted: bool = False) -> RunResult:
         """Journal a new run, then execute it. Bad input raises before anything is journaled."""
-        run_id = await self.submit(workflow, input, run_id=run_id, ref=ref)
-        return await self._execute(workflow, run_id, deps=deps, tainted=tainted)
+        record = await self._accept(workflow, input, run_id=run_id, ref=ref)
+        return await self._execute(workflow, record, deps=deps, tainted=tainted, fresh=True)
 
     async def submit(self, workflow: Workflow, input: Any, *, run_id: str | None = None,
                      ref: str | None = None) -> str:
         """Accept a run: validate, check, journal durably, and return its id (not started)."""
+        return (await self._accept(workflow, input, run_id=run_id, ref=ref)).run_id
+
+    async def _accept(self, workflow: Workflow, input: Any, *, run_id: str | None,
+                      ref: str | None) -> RunRecord:
         workflow.ensure_checked()
         payload = validate_input(workflow, input)
-        run_id = run_id or new_id("run")
-        await self.store.create_run(RunRecord(
-            run_id=run_id, workflow=workflow.name, definition_hash=workflow.definition_hash(),
-            input=dump_payload(payload), trace_id=uuid.uuid4().hex,
-            metadata={"ref": ref} if ref else {}))
-        return run_id
+        record = RunRecord(
+            run_id=run_id or new_id("run"), workflow=workflow.name,
+            definition_hash=workflow.definition_hash(), input=dump_payload(payload),
+            trace_id=uuid.uuid4().hex, metadata={"ref": ref} if ref else {})
+        await self.store.create_run(record)
+        return record
 
     async def resume(self, run_id: str, workflow: Workflow, *, deps: Any = None,
                      force: bool = False) -> RunResult:
@@ -71,7 +75,7 @@ class Runner:
         current = workflow.definition_hash()
         if record.definition_hash != current and not force:
             raise DefinitionChanged(run_id, record.definition_hash, current)
-        return await self._execute(workflow, run_id, deps=deps)
+        return await self._execute(workflow, record, deps=deps)
 
     async def decide(self, request_id: str, *, decision: str, by: str,
                      edited: Any = None, reason: str | None = None) -> ApprovalRecord:
@@ -118,16 +122,21 @@ class Runner:
             usage=Usage.from_dict(run.usage or {}), usage_by_agent=by_agent,
             calls_by_agent=calls, steps=steps, events=events, pending=pending)
 
-    async def _execute(self, workflow: Workflow, run_id: str, *, deps: Any = None,
-                       tainted: bool = False) -> RunResult:
-        record = await self.store.get_run(run_id)
-        journal = await StoreJournal.open(self.store, run_id)
+    async def _execute(self, workflow: Workflow, record: RunRecord, *, deps: Any = None,
+                       tainted: bool = False, fresh: bool = False) -> RunResult:
+        run_id = record.run_id
+        if fresh:  # just created: nothing to replay, no events yet; skip the reads
+            journal = StoreJournal(self.store, run_id, completed={}, begun={})
+            seq_start = 0
+        else:
+            journal = await StoreJournal.open(self.store, run_id)
+            seq_start = await self.store.last_event_seq(run_id)
         self._live[run_id] = journal
         try:
             result = await execute(
                 workflow, record.input, run_id=run_id, deps=deps, tainted=tainted,
                 journal=journal, checkpoint=HitlGate(self.store, workflow.policy.hitl),
-                listeners=[journal.listen], seq_start=await self.store.last_event_seq(run_id),
+                listeners=[journal.listen], seq_start=seq_start,
                 trace_id=record.trace_id)
             await journal.record_failures(list(result.steps))
             await journal.close()

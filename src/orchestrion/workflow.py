@@ -67,6 +67,7 @@ class Workflow:
         self.name = name
         self._declared_input = input
         self._report: CheckReport | None = None
+        self._hash: str | None = None
 
     # ------------------------------------------------------------------ static
 
@@ -132,9 +133,15 @@ class Workflow:
         }
 
     def definition_hash(self) -> str:
-        """A stable hash of the definition (a resumed run must match it)."""
-        text = json.dumps(self.describe(), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:32]
+        """A stable hash of the definition (a resumed run must match it).
+
+        Computed once: building every agent's JSON schemas costs milliseconds, and a
+        workflow does not change after it is built.
+        """
+        if self._hash is None:
+            text = json.dumps(self.describe(), sort_keys=True, default=str)
+            self._hash = hashlib.sha256(text.encode()).hexdigest()[:32]
+        return self._hash
 
     # ------------------------------------------------------------------ running
 

@@ -30,6 +30,7 @@ async def work(journal: str, count: int) -> None:
     names = sorted(flows)
     async with SQLiteStore(journal) as store:
         runner = Runner(store)
+        print("ready", flush=True)  # the test starts its kill timer here, not at spawn
         for i in range(count):
             run_id, name = run_name(i, names)
             try:

@@ -28,7 +28,13 @@ KILLS = 10
 
 def spawn(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, str(WORKER), *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_ready(proc: subprocess.Popen[bytes]) -> None:
+    """Block until the worker has its journal open (or has died)."""
+    assert proc.stdout is not None
+    proc.stdout.readline()
 
 
 def expected_outputs() -> dict[str, object]:
@@ -58,7 +64,8 @@ def test_runs_survive_random_sigkills(tmp_path: Path) -> None:
     while kills < KILLS and cycles < 4 * KILLS and not all_finished(journal):
         cycles += 1
         proc = spawn(env, journal, str(RUNS))
-        deadline = time.monotonic() + rng.uniform(0.35, 0.7)  # interpreter start-up included
+        wait_ready(proc)
+        deadline = time.monotonic() + rng.uniform(0.02, 0.35)
         while time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.005)
         if proc.poll() is None:
@@ -69,6 +76,7 @@ def test_runs_survive_random_sigkills(tmp_path: Path) -> None:
             _, err = proc.communicate()
             assert proc.returncode == 0, err.decode()[-3000:]
 
+    print(f"chaos: {kills} kills in {cycles} cycles")
     # Finish whatever the last kill interrupted, without kills.
     final = spawn(env, journal, str(RUNS))
     _, err = final.communicate(timeout=120)
