@@ -17,9 +17,10 @@ throwaway server with ``.ci/postgres.sh`` when it is not), else it prints
                  yields once, so all runs are in flight): wall time, runs/s, and for
                  SQLite how many commits the group commit needed.
 3. persisted  -- what one run leaves in each journal: rows, bytes, commits, fsyncs.
---ablate      -- candidate src/ changes, simulated by monkeypatching in this process
-                 only (src/ is never edited), timed interleaved against the unpatched
-                 runtime.
+--ablate      -- the candidate changes it once simulated (P1..P4) are in src/ now; it
+                 times the opt-in Postgres synchronous_commit=off, SQLite's unit costs
+                 and 1,000 concurrent runs per store (with the shared cancel poller's
+                 read count).
 
 Temp files go to a fresh directory under ``--dir`` (default: $TMPDIR), removed at exit.
 Timing: medians of trials interleaved trial by trial after warm-up (bench_core.compare).
@@ -413,219 +414,31 @@ async def bench_persisted(env: Env) -> None:
 
 
 # ---------------------------------------------------------------------- --ablate
-# Candidate src/ changes, simulated by monkeypatching in this process only.  Each patch
-# is applied around one call and removed after it, so patched and unpatched runs can
-# be interleaved trial by trial like every other comparison here.
+# The candidate src/ changes this mode once simulated by monkeypatching are all in src/
+# now, so there is nothing left to patch; it times what remains worth knowing around
+# them: an opt-in Postgres setting, the SQLite unit costs, and the pools at 1,000 runs.
 
-from orchestrion.runtime.journal import StoreJournal  # noqa: E402
-from orchestrion.workflow import Workflow  # noqa: E402
-
-_ORIG_HASH = Workflow.definition_hash
-
-
-def _cached_hash(self: Workflow) -> str:
-    """P1: the definition hash computed once per Workflow (as ensure_checked's report is)."""
-    h = self.__dict__.get("_bench_hash")
-    if h is None:
-        h = self.__dict__["_bench_hash"] = _ORIG_HASH(self)
-    return h
-
-
-class _FreshView:
-    """The store as Runner._execute sees it for a run the Runner has just created: the
-    opening reads are answered from what it already knows (the record it wrote, no
-    steps, no events); every other call goes to the store."""
-
-    def __init__(self, store: Any) -> None:
-        self._store = store
-        self._record: Any = None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    async def create_run(self, run: Any) -> None:
-        await self._store.create_run(run)
-        self._record = run
-
-    async def get_run(self, run_id: str) -> Any:
-        if self._record is not None:  # the first read only: later ones see updates
-            record, self._record = self._record, None
-            return record
-        return await self._store.get_run(run_id)
-
-    async def completed_steps(self, run_id: str) -> dict[str, Any]:
-        return {}
-
-    async def steps(self, run_id: str) -> list[Any]:
-        return []
-
-    async def last_event_seq(self, run_id: str) -> int:
-        return 0
-
-
-async def _fresh_run(self: Runner, workflow: Workflow, input: Any, *, run_id: str | None = None,
-                     deps: Any = None, ref: str | None = None, tainted: bool = False) -> Any:
-    """P2: Runner.run without _execute's opening reads of a run it has just created
-    (get_run, completed_steps, steps, last_event_seq: 4 worker round trips on SQLite,
-    7 server round trips on Postgres, where an empty answer costs a second query).
-    The real submit and _execute run, on a view of the store."""
-    view = Runner(_FreshView(self.store))  # type: ignore[arg-type]
-    view._live = self._live  # Runner.cancel still finds the run
-    run_id = await view.submit(workflow, input, run_id=run_id, ref=ref)
-    return await view._execute(workflow, run_id, deps=deps, tainted=tainted)
-
-
-async def _step_and_events(store: Any, step: Any, events: list[Any]) -> None:
-    """One write (one commit, one round trip or thread hop) for a step and its events."""
-    while isinstance(store, _FreshView | _MergeView):  # the store under the views
-        store = store._store
-    if isinstance(store, SQLiteStore):
-        from orchestrion.store import sqlite as sq
-
-        row = store_codec.step_row(step, sq._T)
-        erows = [store_codec.event_row(e, sq._T) for e in events]
-
-        def job(conn: sqlite3.Connection) -> None:
-            sq._upsert_step(row, conn)
-            if events:
-                sq._append_events(step.run_id, events, erows, conn)
-
-        await store.worker.run(job, write=True)
-        return
-    pg = sys.modules.get("orchestrion.store.postgres")
-    if pg is not None and isinstance(store, pg.PostgresStore):
-        row = store_codec.step_row(step, pg._T)
-        erows = [store_codec.event_row(e, pg._T) for e in events]
-        async with store._conn() as conn, conn.pipeline(), conn.transaction():
-            # BEGIN, both statements and COMMIT in one round trip and one commit
-            await conn.execute(pg._UPSERT_STEP, row)
-            if events:
-                await conn.execute(pg._APPEND_EVENTS, {
-                    "run_id": step.run_id, "after": events[0].seq - 1,
-                    "seqs": [r[1] for r in erows], "kinds": [r[2] for r in erows],
-                    "ats": [r[3] for r in erows], "datas": [r[4] for r in erows]})
-        return
-    await store.record_step(step)  # memory: nothing to merge
-    if events:
-        await store.append_events(step.run_id, events)
-
-
-class _MergeView:
-    """A journal's store during one StoreJournal.record: record_step is held back and
-    written with the events of the flush that follows, in one commit."""
-
-    def __init__(self, store: Any) -> None:
-        self._store = store
-        self.held: Any = None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    async def record_step(self, step: Any) -> None:
-        self.held = step
-
-    async def append_events(self, run_id: str, events: Any) -> int:
-        step, self.held = self.held, None
-        if step is None:
-            return await self._store.append_events(run_id, events)
-        await _step_and_events(self._store, step, list(events))
-        return events[-1].seq if events else 0
-
-
-_ORIG_RECORD = StoreJournal.record
-
-
-def _p3_missing() -> list[str]:
-    """The store internals _step_and_events sends through, if src/ has renamed any."""
-    from orchestrion.store import sqlite as sq
-
-    need = [(sq, n) for n in ("_T", "_upsert_step", "_append_events")]
-    pg = sys.modules.get("orchestrion.store.postgres")
-    if pg is not None:
-        need += [(pg, n) for n in ("_T", "_UPSERT_STEP", "_APPEND_EVENTS")]
-    return [f"{m.__name__}.{n}" for m, n in need if not hasattr(m, n)]
-
-
-async def _record_merged(self: StoreJournal, record: Any, input_fingerprint: str) -> None:
-    """P3: StoreJournal.record (the real one) with the step and the events it flushes
-    written in one commit.  For chains: a run's steps are recorded one at a time."""
-    real = self.store
-    view = _MergeView(real)
-    self.store = view  # type: ignore[assignment]
-    try:
-        await _ORIG_RECORD(self, record, input_fingerprint)
-    finally:
-        self.store = real
-    if view.held is not None:  # nothing was flushed: write the step alone
-        await real.record_step(view.held)
-
-
-def _no_poll(self: StoreJournal) -> bool:
-    """P4 (upper bound): no per-run cancel poll.  Today every live run reads its own run
-    record every 0.25 s (StoreJournal.cancelled), so 1,000 live runs issue ~4,000 reads a
-    second; one poller per Runner/store reading all live runs' statuses in one query
-    would cost about nothing.  In-process cancels (Runner.cancel) set the flag directly."""
-    return self._cancelled
-
-
-PATCHES: dict[str, list[tuple[Any, str, Any]]] = {
-    "P1": [(Workflow, "definition_hash", _cached_hash)],
-    "P2": [(Runner, "run", _fresh_run)],
-    "P3": [(StoreJournal, "record", _record_merged)],
-    "P4": [(StoreJournal, "cancelled", _no_poll)],
+IN_SRC = {
+    "P1": "Workflow.definition_hash is computed once per workflow",
+    "P2": "a run the Runner has just created skips the opening reads",
+    "P3": "Store.record_step(step, events): a step and the events up to it in one commit",
+    "P4": "one CancelPoller per Runner: all live runs' statuses in one read per 0.25 s",
 }
-VARIANTS = {"as is": (), "P1": ("P1",), "P1+P2": ("P1", "P2"), "P1+P3": ("P1", "P3"),
-            "P1+P2+P3": ("P1", "P2", "P3")}
-CONC_VARIANTS = {"as is": (), "P1+P2+P3": ("P1", "P2", "P3"),
-                 "P1..P4": ("P1", "P2", "P3", "P4")}
-
-
-@contextlib.contextmanager
-def applied(names: tuple[str, ...]) -> Any:
-    """The patches ``names`` in place for the duration of the block (not re-entrant)."""
-    swaps = [swap for n in names for swap in PATCHES[n]]
-    saved = [(owner, attr, owner.__dict__[attr]) for owner, attr, _ in swaps]
-    for owner, attr, new in swaps:
-        setattr(owner, attr, new)
-    try:
-        yield
-    finally:
-        for owner, attr, old in saved:
-            setattr(owner, attr, old)
-
-
-def patched(fn: Fn, names: tuple[str, ...]) -> Fn:
-    """``fn`` with the patches applied around each call: for sequential timing only."""
-    if not names:
-        return fn
-
-    async def run() -> Any:
-        with applied(names):
-            return await fn()
-
-    return run
 
 
 async def bench_ablate(env: Env, quick: bool) -> None:
     trials, target = (3, 0.1) if quick else (5, 0.3)
+    print()
+    for name, change in IN_SRC.items():
+        print(f"{name} = {change}: in src/, timed as is (no simulation needed)")
     wf = W.orch_chain(STEPS, W.POLICIES["orch"])
     fns: dict[str, Fn] = {"baseline": W.baseline_chain(STEPS)}
-    if missing := _p3_missing():
-        print(f"\n[journal] P3 skipped: src/ no longer has {', '.join(missing)}")
-        for table_ in (VARIANTS, CONC_VARIANTS):
-            for name in [v for v, names in table_.items() if "P3" in names]:
-                del table_[name]
-    stores = {k: env.stores[k] for k in ("memory", "sqlite", "postgres") if k in env.stores}
-    grid = {"memory": ("as is", "P1", "P1+P2+P3"), "sqlite": tuple(VARIANTS),
-            "sqlite_full": ("as is", "P1+P2+P3"), "postgres": tuple(VARIANTS)}
-    for sname, vnames in grid.items():
-        if sname not in env.stores:
-            continue
-        base = durable_runner(Runner(env.stores[sname]), wf)
-        for vname in vnames:
-            if vname in VARIANTS:
-                fns[f"{sname}|{vname}"] = patched(base, VARIANTS[vname])
-    pg_async = None
+    for sname in ("memory", "sqlite", "sqlite_full", "postgres"):
+        if sname in env.stores:
+            fns[sname] = durable_runner(Runner(env.stores[sname]), wf)
+    stores: dict[str, Any] = {k: env.stores[k] for k in ("memory", "sqlite", "postgres")
+                              if k in env.stores}
+    schema = env.pg_schema or "orchestrion_bench"
     if "postgres" in stores:  # upper bound: every Postgres write with synchronous_commit=off
         from orchestrion.store.postgres import PostgresStore
 
@@ -636,10 +449,8 @@ async def bench_ablate(env: Env, quick: bool) -> None:
                 return conn
 
         pg_async = await env.stack.enter_async_context(
-            AsyncCommitPostgres(os.environ["ORCHESTRION_TEST_PG_DSN"], schema=env.pg_schema))
-        best = "P1+P2+P3" if "P1+P2+P3" in VARIANTS else "P1+P2"
-        fns[f"postgres|{best}, synchronous_commit=off"] = patched(
-            durable_runner(Runner(pg_async), wf), VARIANTS[best])
+            AsyncCommitPostgres(os.environ["ORCHESTRION_TEST_PG_DSN"], schema=schema))
+        fns["postgres, synchronous_commit=off"] = durable_runner(Runner(pg_async), wf)
     if env.saver is not None:
         graph = lg_chain(STEPS, W.work, env.saver)
         fns["lg_sqlite"] = lg_runner(graph, durability=None)
@@ -650,27 +461,18 @@ async def bench_ablate(env: Env, quick: bool) -> None:
     t = {k: med(v) for k, v in res.items()}
     ovh = {k: (v - t["baseline"]) / STEPS for k, v in t.items()}
     lg, lg_sync = ovh.get("lg_sqlite"), ovh.get("lg_sqlite_sync")
-    print()
-    print("P1 = Workflow.definition_hash cached per workflow (computed once, like the check "
-          "report)")
-    print("P2 = a fresh run skips _execute's 4 reads (get_run, completed_steps, steps, "
-          "last_event_seq)")
-    print("P3 = StoreJournal.record writes the step and its buffered events in one commit")
-    print("P4 = (1,000 concurrent runs only) no per-run cancel poll: the upper bound of one "
-          "shared poller")
-    head = ["candidate change (5-step chain)", "time per run", "overhead per step",
-            "saved per run vs as is", "LangGraph SQLite / this (sync)"]
+    head = ["5-step chain, as is", "time per run", "overhead per step",
+            "LangGraph SQLite / this (sync)"]
     rows = []
     for k in fns:
         if k == "baseline":
             continue
-        sname, _, vname = k.partition("|")
-        ref = t.get(f"{sname}|as is")
-        saved = "-" if not vname or vname == "as is" or ref is None else us(ref - t[k])
-        label = f"{LABEL.get(sname, sname)}: {vname}" if vname else LABEL[k]
+        sname, _, extra = k.partition(", ")
+        label = LABEL.get(sname, sname) + (f": {extra}" if extra else "")
         ours = not k.startswith("lg")
-        rows.append([label, f"{us(t[k])} {spread(res[k])}", us(ovh[k]), saved,
+        rows.append([label, f"{us(t[k])} {spread(res[k])}", us(ovh[k]),
                      f"{xr(lg, ovh[k])} ({xr(lg_sync, ovh[k])})" if lg and ours else "-"])
+    print()
     table(head, rows)
 
     # what one SQLite worker round trip costs: the unit of every saving above
@@ -692,29 +494,36 @@ async def bench_ablate(env: Env, quick: bool) -> None:
     table(["SQLiteStore micro-costs", "per call"],
           [[k, f"{us(med(v))} {spread(v)}"] for k, v in mres.items()])
 
-    # the same patches at 1,000 concurrent runs (patched around the whole gather)
-    if "postgres" in stores:  # and a larger pool: the default is 4 connections
+    # 1,000 concurrent runs on each store, and a larger Postgres pool (the default is 4)
+    if "postgres" in stores:
         from orchestrion.store.postgres import PostgresStore
 
         stores["postgres16"] = await env.stack.enter_async_context(PostgresStore(
-            os.environ["ORCHESTRION_TEST_PG_DSN"], schema=env.pg_schema, max_connections=16))
+            os.environ["ORCHESTRION_TEST_PG_DSN"], schema=schema, max_connections=16))
         LABEL["postgres16"] = "Runner + PostgresStore(max_connections=16)"
-    conc: dict[str, float] = {}
+    rows = []
     wf_tick = W.orch_chain(STEPS, W.POLICIES["orch"], W.tick)
-    for sname, store in stores.items():
-        for vname, names in CONC_VARIANTS.items():
-            f = durable_runner(Runner(store), wf_tick)
-            with applied(names):
-                await asyncio.gather(*(f() for _ in range(50)))
-                t0 = time.perf_counter()
-                results = await asyncio.gather(*(f() for _ in range(CONC_N)))
-                conc[f"{LABEL[sname]}: {vname}"] = time.perf_counter() - t0
-            if not all(r.ok for r in results):
-                raise SystemExit(f"{sname} {vname}: a concurrent run failed")
-            wf_tick.__dict__.pop("_bench_hash", None)
+    for sname, store_ in stores.items():
+        runner = Runner(store_)
+        f = durable_runner(runner, wf_tick)
+        await asyncio.gather(*(f() for _ in range(50)))
+        sq_worker = store_.worker if isinstance(store_, SQLiteStore) else None
+        c0, w0 = (sq_worker.commits, sq_worker.writes) if sq_worker else (0, 0)
+        r0 = runner._cancels.reads
+        t0 = time.perf_counter()
+        results = await asyncio.gather(*(f() for _ in range(CONC_N)))
+        wall = time.perf_counter() - t0
+        if not all(r.ok for r in results):
+            raise SystemExit(f"{sname}: a concurrent run failed")
+        commits = "-"
+        if sq_worker:
+            commits = (f"{(sq_worker.commits - c0) / CONC_N:.2f} "
+                       f"({(sq_worker.writes - w0) / CONC_N:.1f})")
+        rows.append([LABEL[sname], f"{wall:.3f} s", f"{CONC_N / wall:,.0f}",
+                     f"{runner._cancels.reads - r0:,}", commits])
     print()
-    table([f"{CONC_N:,} concurrent 5-step runs (1 trial)", "wall time", "runs/s"],
-          [[k, f"{v:.3f} s", f"{CONC_N / v:,.0f}"] for k, v in conc.items()])
+    table([f"{CONC_N:,} concurrent 5-step runs (1 trial)", "wall time", "runs/s",
+           "cancel polls (all runs)", "commits (writes) per run"], rows)
 
 
 # ---------------------------------------------------------------------- main
@@ -783,8 +592,10 @@ async def amain(args: argparse.Namespace) -> None:
             await bench_ablate(env, args.quick)
             print(f"[journal] ablate done in {time.perf_counter() - t:.1f} s", flush=True)
     finally:
-        await env.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            await env.close()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     print(f"\n[journal] total {time.perf_counter() - t0:.0f} s on {os.cpu_count()} CPU(s); "
           "medians of interleaved trials, ± is the half-range of the trials.")
 
@@ -794,7 +605,8 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="fewer trials (~30 s)")
     p.add_argument("--only", help="comma list of: steps,conc,persisted")
     p.add_argument("--ablate", action="store_true",
-                   help="then time candidate src/ changes as in-process patches")
+                   help="then the extras: Postgres synchronous_commit=off, SQLite unit costs, "
+                   "1,000 runs per store with cancel-poll counts")
     p.add_argument("--dir", help="where the temp journals go (default: $TMPDIR)")
     asyncio.run(amain(p.parse_args()))
 

@@ -22,7 +22,7 @@ from orchestrion.errors import DefinitionChanged, RunNotResumable
 from orchestrion.hitl.gate import HitlGate
 from orchestrion.runtime.errorcodec import error_from_dict, error_to_dict
 from orchestrion.runtime.events import EVENT_TYPES, StepStarted, event_from_dict
-from orchestrion.runtime.journal import StoreJournal, journaled_step
+from orchestrion.runtime.journal import CancelPoller, StoreJournal, journaled_step
 from orchestrion.runtime.result import RunResult
 from orchestrion.runtime.run import execute, new_id, validate_input
 from orchestrion.store import ApprovalRecord, RunRecord, Store
@@ -35,6 +35,8 @@ class Runner:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._live: dict[str, StoreJournal] = {}
+        # One cancel watcher for all live runs: one status read per 0.25 s, not one per run.
+        self._cancels = CancelPoller(store, StoreJournal.CANCEL_POLL_S)
 
     async def run(self, workflow: Workflow, input: Any, *, run_id: str | None = None,
                   deps: Any = None, ref: str | None = None, tainted: bool = False) -> RunResult:
@@ -126,10 +128,11 @@ class Runner:
                        tainted: bool = False, fresh: bool = False) -> RunResult:
         run_id = record.run_id
         if fresh:  # just created: nothing to replay, no events yet; skip the reads
-            journal = StoreJournal(self.store, run_id, completed={}, begun={})
+            journal = StoreJournal(self.store, run_id, completed={}, begun={},
+                                   poller=self._cancels)
             seq_start = 0
         else:
-            journal = await StoreJournal.open(self.store, run_id)
+            journal = await StoreJournal.open(self.store, run_id, poller=self._cancels)
             seq_start = await self.store.last_event_seq(run_id)
         self._live[run_id] = journal
         try:
@@ -148,5 +151,6 @@ class Runner:
                 usage={**result.usage.to_dict(), "calls": result.calls})
         finally:
             self._live.pop(run_id, None)
+            self._cancels.unwatch(journal)
         return result
 

@@ -260,6 +260,101 @@ class EventsConformance:
         assert seqs == list(range(1, sum(counts) + 1))
 
 
+class StepWithEventsConformance:
+    """``record_step(step, events)``: a step and the events up to it in one commit."""
+
+    async def test_a_step_and_its_events_land_together(self, store: Store) -> None:
+        await store.create_run(make_run())
+        await store.append_events("run-1", make_events(1, 2))
+        step = make_step(status="succeeded", output={"text": "hi"}, finished_at=at(2))
+        await store.record_step(step, make_events(3, 3))
+        assert await store.steps("run-1") == [step]
+        assert await store.events("run-1") == make_events(1, 5)
+        assert await store.last_event_seq("run-1") == 5
+
+    async def test_a_bad_event_batch_writes_neither_events_nor_step(self, store: Store) -> None:
+        await store.create_run(make_run())
+        await store.append_events("run-1", make_events(1, 2))
+        await store.record_step(make_step("a"))
+        for bad, expected, got in [
+            (make_events(4, 1), 3, 4),  # gap
+            (make_events(2, 2), 3, 2),  # duplicate
+            ([*make_events(3, 1), *make_events(5, 1)], 4, 5),  # gap inside the batch
+        ]:
+            with pytest.raises(EventSequenceError) as info:
+                await store.record_step(make_step("b"), bad)
+            assert (info.value.expected, info.value.got) == (expected, got)
+            # nor does it replace an attempt already journaled
+            with pytest.raises(EventSequenceError):
+                await store.record_step(make_step("a", status="succeeded", output=1), bad)
+        with pytest.raises(InvalidRecord):
+            await store.record_step(make_step("b"), make_events(3, 1, run_id="run-2"))
+        assert [(s.key, s.status) for s in await store.steps("run-1")] == [("a", "started")]
+        assert [e.seq for e in await store.events("run-1")] == [1, 2]
+
+    async def test_record_step_with_events_of_an_unknown_run(self, store: Store) -> None:
+        with pytest.raises(UnknownRun):
+            await store.record_step(make_step(run_id="nope"), make_events(1, 1, run_id="nope"))
+        with pytest.raises(UnknownRun):
+            await store.record_step(make_step(run_id="nope"), make_events(2, 1, run_id="nope"))
+
+    async def test_no_events_records_the_step_as_before(self, store: Store) -> None:
+        await store.create_run(make_run())
+        await store.append_events("run-1", make_events(1, 2))
+        await store.record_step(make_step("a"), ())
+        done = make_step("a", status="succeeded", output="x", finished_at=at(1))
+        await store.record_step(done, [])
+        assert await store.steps("run-1") == [done]
+        assert await store.last_event_seq("run-1") == 2
+        with pytest.raises(UnknownRun):
+            await store.record_step(make_step(run_id="nope"), ())
+
+    async def test_racing_step_writers_never_leave_a_gap(self, store: Store) -> None:
+        await store.create_run(make_run())
+
+        async def writer(worker: int) -> int:
+            written = 0
+            for i in range(15):
+                last = await store.last_event_seq("run-1")
+                batch = [EventRecord(run_id="run-1", seq=last + n, kind="tick", data={"w": worker})
+                         for n in (1, 2)]
+                try:
+                    await store.record_step(make_step(f"w{worker}-{i}"), batch)
+                    written += 1
+                except EventSequenceError:
+                    pass  # lost the race: neither the step nor the events landed
+            return written
+
+        counts = await asyncio.gather(*(writer(w) for w in range(4)))
+        assert [e.seq for e in await store.events("run-1")] == list(range(1, 2 * sum(counts) + 1))
+        assert len(await store.steps("run-1")) == sum(counts)
+
+    async def test_group_committed_neighbours_survive_a_refused_batch(self, store: Store) -> None:
+        await store.create_run(make_run())
+        good = [store.record_step(make_step(f"k{i}")) for i in range(3)]
+        bad = store.record_step(make_step("bad"), make_events(7, 1))
+        results = await asyncio.gather(*good, bad, return_exceptions=True)
+        assert isinstance(results[-1], EventSequenceError)
+        assert sorted(s.key for s in await store.steps("run-1")) == ["k0", "k1", "k2"]
+
+
+class RunStatusesConformance:
+    async def test_statuses_of_many_runs_in_one_read(self, store: Store) -> None:
+        for i in range(3):
+            await store.create_run(make_run(f"run-{i}"))
+        await store.update_run("run-1", status="cancelled")
+        assert await store.run_statuses(["run-0", "run-1", "nope", "run-1"]) == {
+            "run-0": "running", "run-1": "cancelled",
+        }  # fmt: skip
+        assert await store.run_statuses([]) == {}
+
+    async def test_statuses_of_more_runs_than_one_statement_binds(self, store: Store) -> None:
+        ids = [f"run-{i}" for i in range(1200)]
+        for run_id in ids[:3]:
+            await store.create_run(make_run(run_id))
+        assert await store.run_statuses(ids) == dict.fromkeys(ids[:3], "running")
+
+
 class ApprovalsConformance:
     async def _pending(self, store: Store, **fields: Any) -> ApprovalRecord:
         await store.create_run(make_run())
@@ -509,6 +604,8 @@ class StoreConformance(
     RunsConformance,
     StepsConformance,
     EventsConformance,
+    StepWithEventsConformance,
+    RunStatusesConformance,
     ApprovalsConformance,
     PayloadsConformance,
     LifecycleConformance,

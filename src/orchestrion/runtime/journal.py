@@ -4,22 +4,28 @@
   dies after a step never pays for that step again: ``replay`` returns it.
 * A non-idempotent step is marked ``started`` before its side effect, so a
   resumed run knows it may have happened and asks a human instead of repeating it.
-* Events are buffered as they are emitted and flushed in order, so a run's
-  event log in the store has no gaps.
+* Events are buffered as they are emitted and written in order, so a run's
+  event log in the store has no gaps: with each completed step, in the same commit
+  (``Store.record_step(step, events)``), and the rest when the journal closes.
 * Cancellation is cooperative: a flag, set in-process or read from the store,
-  that the choke point checks before every call.
+  that the choke point checks before every call.  One :class:`CancelPoller` per
+  Runner reads the statuses of all its live runs in one query, at most every
+  0.25 s, instead of every run reading its own record.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from orchestrion.contracts.contract import dump_payload
 from orchestrion.cost.usage import Usage
+from orchestrion.errors import StoreError
 from orchestrion.runtime import events as ev
 from orchestrion.runtime.records import StepRecord
 from orchestrion.store import EventRecord, Store
@@ -35,13 +41,72 @@ def _stamp(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
+class CancelPoller:
+    """Watches the journals of many live runs for a cancel made elsewhere (another
+    process, the CLI): when a journal is asked and the last read is older than
+    ``interval``, one ``store.run_statuses`` read covers every watched run."""
+
+    def __init__(self, store: Store, interval: float = 0.25) -> None:
+        self.store = store
+        self.interval = interval
+        self.reads = 0  # store reads issued: one per poll, whatever the number of runs
+        self._journals: dict[str, StoreJournal] = {}
+        self._polled = time.monotonic()
+        self._task: asyncio.Task[None] | None = None
+
+    def watch(self, journal: StoreJournal) -> None:
+        self._journals[journal.run_id] = journal
+
+    def unwatch(self, journal: StoreJournal) -> None:
+        if self._journals.get(journal.run_id) is journal:
+            del self._journals[journal.run_id]
+
+    async def drain(self) -> None:
+        """With no journal left to watch, wait for a read in flight (one short query).
+
+        Not cancelled: cancelling a query in flight makes psycopg close its connection.
+        """
+        task = self._task
+        if not self._journals and task is not None and not task.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(task)
+
+    def kick(self) -> None:
+        """Start a poll unless one ran within ``interval`` or is in flight (cheap, sync)."""
+        now = time.monotonic()
+        if now - self._polled <= self.interval:
+            return
+        if self._task is not None and not self._task.done():
+            return
+        self._polled = now
+        self._task = asyncio.get_running_loop().create_task(self._poll())
+
+    async def _poll(self) -> None:
+        ids: Sequence[str] = [k for k, j in self._journals.items() if not j._cancelled]
+        if not ids:
+            return
+        self.reads += 1
+        try:
+            statuses = await self.store.run_statuses(ids)
+        except StoreError:
+            return  # best effort: the next check polls again
+        for run_id, status in statuses.items():
+            journal = self._journals.get(run_id)
+            if status == "cancelled" and journal is not None:
+                journal.cancel()
+
+
 class StoreJournal:
-    """The journal of run ``run_id``. Build it with :meth:`open`."""
+    """The journal of run ``run_id``. Build it with :meth:`open`.
+
+    ``poller`` is the CancelPoller shared by the runs of one Runner; without one the
+    journal gets a poller of its own.
+    """
 
     CANCEL_POLL_S = 0.25
 
     def __init__(self, store: Store, run_id: str, *, completed: dict[str, StoredStep],
-                 begun: dict[str, StoredStep]) -> None:
+                 begun: dict[str, StoredStep], poller: CancelPoller | None = None) -> None:
         self.store = store
         self.run_id = run_id
         self._completed = completed
@@ -50,11 +115,12 @@ class StoreJournal:
         self._written: set[int] = set()
         self._lock = asyncio.Lock()
         self._cancelled = False
-        self._polled = time.monotonic()
-        self._poll: asyncio.Task[None] | None = None
+        self._poller = poller or CancelPoller(store, self.CANCEL_POLL_S)
+        self._poller.watch(self)
 
     @classmethod
-    async def open(cls, store: Store, run_id: str) -> StoreJournal:
+    async def open(cls, store: Store, run_id: str, *,
+                   poller: CancelPoller | None = None) -> StoreJournal:
         """Load what the store knows of the run: completed steps and ones begun but unfinished."""
         completed = await store.completed_steps(run_id)
         begun: dict[str, StoredStep] = {}
@@ -62,7 +128,7 @@ class StoreJournal:
             unfinished = step.key not in completed and step.status == "started"
             if unfinished and (step.key not in begun or step.attempt > begun[step.key].attempt):
                 begun[step.key] = step
-        return cls(store, run_id, completed=completed, begun=begun)
+        return cls(store, run_id, completed=completed, begun=begun, poller=poller)
 
     # ------------------------------------------------------------------ the Journal protocol
 
@@ -102,15 +168,20 @@ class StoreJournal:
             cost_usd=record.usage.usd, started_at=_stamp(record.started_at),
             finished_at=_stamp(record.started_at + record.duration_s), provenance=provenance,
         )
-        await self.store.record_step(step)
+        # The step and every event emitted up to it, in one commit.  Under the lock, so
+        # parallel branches recording at once write their batches in seq order.
+        async with self._lock:
+            batch = self._take_buffer()
+            try:
+                await self.store.record_step(step, self._event_records(batch))
+            except StoreError:
+                self._buffer[:0] = batch  # nothing was written: they go with the next write
+                raise
         self._completed[key] = step
-        await self.flush()
 
     def cancelled(self) -> bool:
-        if not self._cancelled and time.monotonic() - self._polled > self.CANCEL_POLL_S:
-            self._polled = time.monotonic()
-            if self._poll is None or self._poll.done():
-                self._poll = asyncio.get_running_loop().create_task(self._read_cancel())
+        if not self._cancelled:
+            self._poller.kick()
         return self._cancelled
 
     # ------------------------------------------------------------------ events and cancel
@@ -123,20 +194,21 @@ class StoreJournal:
         """Mark the run cancelled in this process (no new call starts)."""
         self._cancelled = True
 
-    async def _read_cancel(self) -> None:
-        run = await self.store.get_run(self.run_id)
-        if run.status == "cancelled":
-            self._cancelled = True
+    def _take_buffer(self) -> list[ev.Event]:
+        batch, self._buffer = self._buffer, []
+        return batch
+
+    def _event_records(self, batch: list[ev.Event]) -> list[EventRecord]:
+        return [EventRecord(run_id=self.run_id, seq=e.seq, kind=e.kind, at=_stamp(e.at),
+                            data=_event_data(e)) for e in batch]
 
     async def flush(self) -> None:
         """Write buffered events in order; concurrent flushes never interleave."""
         async with self._lock:
             if not self._buffer:
                 return
-            batch, self._buffer = self._buffer, []
-            records = [EventRecord(run_id=self.run_id, seq=e.seq, kind=e.kind, at=_stamp(e.at),
-                                   data=_event_data(e)) for e in batch]
-            await self.store.append_events(self.run_id, records)
+            batch = self._take_buffer()
+            await self.store.append_events(self.run_id, self._event_records(batch))
 
     async def record_failures(self, steps: list[StepRecord]) -> None:
         """Journal failed and cancelled steps (for show/explain); successes are already in."""
@@ -155,8 +227,8 @@ class StoreJournal:
                 ))
 
     async def close(self) -> None:
-        if self._poll is not None and not self._poll.done():
-            self._poll.cancel()
+        self._poller.unwatch(self)
+        await self._poller.drain()
         await self.flush()
 
 

@@ -106,10 +106,23 @@ class Store(Protocol):
         """Runs, newest first, optionally only those with ``status``."""
         ...
 
+    async def run_statuses(self, run_ids: Sequence[str]) -> dict[str, RunStatus]:
+        """The status of each of ``run_ids`` that exists, in one read; unknown ids are left out.
+
+        For a Runner watching its live runs for a cancel made elsewhere.
+        """
+        ...
+
     # ----------------------------------------------------------------- steps
 
-    async def record_step(self, step: StepRecord) -> None:
-        """Insert or replace the step attempt ``(run_id, key, attempt)``."""
+    async def record_step(self, step: StepRecord, events: Sequence[EventRecord] = ()) -> None:
+        """Insert or replace the step attempt ``(run_id, key, attempt)``.
+
+        With ``events``, also append them to the step's run in the same commit: they
+        must continue the run's log exactly, as for :meth:`append_events`.  All or
+        nothing: a refused batch (EventSequenceError, InvalidRecord) writes neither
+        the events nor the step.
+        """
         ...
 
     async def steps(self, run_id: str) -> list[StepRecord]:

@@ -101,11 +101,20 @@ class MemoryStore(CommonStore):
         rows = sorted(reversed(rows), key=lambda r: r[11], reverse=True)
         return [codec.run_from_row(r, _T) for r in rows[:limit]]
 
+    async def run_statuses(self, run_ids: Sequence[str]) -> dict[str, RunStatus]:
+        self._check_open()
+        return {i: self._runs[i][3] for i in run_ids if i in self._runs}
+
     # ----------------------------------------------------------------- steps
 
-    async def record_step(self, step: StepRecord) -> None:
+    async def record_step(self, step: StepRecord, events: Sequence[EventRecord] = ()) -> None:
         self._run_row(step.run_id)
-        self._steps[step.run_id][step.key, step.attempt] = codec.step_row(step, _T)
+        log = self._events[step.run_id]
+        check_event_batch(step.run_id, events, len(log))
+        row = codec.step_row(step, _T)  # encode everything before writing anything
+        rows = [codec.event_row(e, _T) for e in events]
+        self._steps[step.run_id][step.key, step.attempt] = row
+        log.extend(rows)
 
     async def steps(self, run_id: str) -> list[StepRecord]:
         self._run_row(run_id)

@@ -60,6 +60,25 @@ _APPEND_EVENTS = f"""INSERT INTO events ({", ".join(codec.EVENT_COLUMNS)})
     ) AS e (seq, kind, at, data)
     WHERE (SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = %(run_id)s) = %(after)s"""
 
+_STEP_TYPES = (  # codec.STEP_COLUMNS' column types: INSERT ... SELECT does not infer them
+    "text", "text", "integer", "text", "text", "json", "json", "json", "double precision",
+    "timestamptz", "timestamptz", "json", "json", "text",
+)  # fmt: skip
+
+# A step and the events emitted up to it, in one statement (one round trip, one commit):
+# the step is written only if every event was, and the events only if they continue
+# the log exactly (else no row at all: rowcount 0).  A concurrent appender that took
+# one of the seqs fails the whole statement on the primary key.
+_STEP_AND_EVENTS = f"""WITH appended AS ({_APPEND_EVENTS}
+    RETURNING 1)
+    INSERT INTO steps ({", ".join(codec.STEP_COLUMNS)})
+    SELECT {", ".join(f"%(s{i})s::{t}" for i, t in enumerate(_STEP_TYPES))}
+    WHERE (SELECT COUNT(*) FROM appended) = %(count)s
+    ON CONFLICT (run_id, step_key, attempt) DO UPDATE SET """ + ", ".join(
+    f"{c} = excluded.{c}" for c in codec.STEP_COLUMNS[3:]
+)
+_RUN_STATUSES = "SELECT run_id, status FROM runs WHERE run_id = ANY(%s)"
+
 
 class PostgresStore(CommonStore):
     """The journal in schema ``schema`` of the database at ``dsn`` (a libpq URL or DSN)."""
@@ -192,14 +211,54 @@ class PostgresStore(CommonStore):
         rows = await self._all(_SQL.list_runs(by_status=bool(status)), args)
         return [codec.run_from_row(r, _T) for r in rows]
 
+    async def run_statuses(self, run_ids: Sequence[str]) -> dict[str, RunStatus]:
+        ids = list(dict.fromkeys(run_ids))
+        if not ids:
+            return {}
+        return {r[0]: r[1] for r in await self._all(_RUN_STATUSES, (ids,))}
+
     # ----------------------------------------------------------------- steps
 
-    async def record_step(self, step: StepRecord) -> None:
+    async def record_step(self, step: StepRecord, events: Sequence[EventRecord] = ()) -> None:
         row = codec.step_row(step, _T)
+        if not events:
+            try:
+                await self._exec(_SQL.upsert_step, row)
+            except pg_errors.ForeignKeyViolation:
+                raise UnknownRun(step.run_id) from None
+            return
+        run_id = step.run_id
+        args: dict[str, Any] = {f"s{i}": value for i, value in enumerate(row)}
         try:
-            await self._exec(_SQL.upsert_step, row)
+            args.update(self._event_args(run_id, events), count=len(events))
+        except EventSequenceError:
+            await self._require_run(run_id)  # an unknown run is the better explanation
+            raise
+        try:
+            async with self._conn() as conn:
+                cur = await conn.execute(_STEP_AND_EVENTS, args)
+                written = cur.rowcount
         except pg_errors.ForeignKeyViolation:
-            raise UnknownRun(step.run_id) from None
+            raise UnknownRun(run_id) from None
+        except pg_errors.UniqueViolation:
+            written = 0  # a concurrent writer committed these seqs first
+        if written != 1:
+            last = await self.last_event_seq(run_id)  # UnknownRun if that is the reason
+            raise EventSequenceError(run_id, expected=last + 1, got=events[0].seq)
+
+    def _event_args(self, run_id: str, events: Sequence[EventRecord]) -> dict[str, Any]:
+        """Check that ``events`` are consecutive and of ``run_id``; the append's parameters."""
+        after = events[0].seq - 1
+        check_event_batch(run_id, events, after)
+        rows = [codec.event_row(e, _T) for e in events]
+        return {
+            "run_id": run_id,
+            "after": after,
+            "seqs": [r[1] for r in rows],
+            "kinds": [r[2] for r in rows],
+            "ats": [r[3] for r in rows],
+            "datas": [r[4] for r in rows],
+        }
 
     async def steps(self, run_id: str) -> list[StepRecord]:
         rows = await self._all(_SQL.select_steps, (run_id,))
@@ -218,21 +277,12 @@ class PostgresStore(CommonStore):
     async def append_events(self, run_id: str, events: Sequence[EventRecord]) -> int:
         if not events:
             return await self.last_event_seq(run_id)
-        after = events[0].seq - 1
         try:
-            check_event_batch(run_id, events, after)  # consecutive and of this run
+            args = self._event_args(run_id, events)  # consecutive and of this run
         except EventSequenceError:
             await self._require_run(run_id)  # an unknown run is the better explanation
             raise
-        rows = [codec.event_row(e, _T) for e in events]
-        args = {
-            "run_id": run_id,
-            "after": after,
-            "seqs": [r[1] for r in rows],
-            "kinds": [r[2] for r in rows],
-            "ats": [r[3] for r in rows],
-            "datas": [r[4] for r in rows],
-        }
+        after, count = args["after"], len(events)
         try:
             async with self._conn() as conn:
                 cur = await conn.execute(_APPEND_EVENTS, args)
@@ -241,10 +291,10 @@ class PostgresStore(CommonStore):
             raise UnknownRun(run_id) from None
         except pg_errors.UniqueViolation:
             appended = 0  # a concurrent writer committed these seqs first
-        if appended != len(rows):
+        if appended != count:
             last = await self.last_event_seq(run_id)  # UnknownRun if that is the reason
             raise EventSequenceError(run_id, expected=last + 1, got=events[0].seq)
-        return after + len(rows)
+        return int(after) + count
 
     async def events(
         self, run_id: str, *, after_seq: int = 0, limit: int | None = None

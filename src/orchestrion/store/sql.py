@@ -72,6 +72,11 @@ class Statements:
             f"ORDER BY created_at DESC, {self.row_order} DESC LIMIT {self.mark}"
         )
 
+    def run_statuses(self, count: int) -> str:
+        """``(run_id, status)`` of the runs among ``count`` ids given as parameters."""
+        marks = ", ".join(self.mark for _ in range(count))
+        return f"SELECT run_id, status FROM runs WHERE run_id IN ({marks})"
+
     def update_run(self, columns: Iterable[str]) -> str:
         """Set ``columns`` (fixed names, never user input) of the run with the last parameter."""
         return f"UPDATE runs SET {self._assignments(columns)} WHERE run_id = {self.mark}"

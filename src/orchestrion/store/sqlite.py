@@ -158,10 +158,22 @@ class SQLiteStore(CommonStore):
         rows = await self._read(_list_runs, status, limit)
         return [codec.run_from_row(r, _T) for r in rows]
 
+    async def run_statuses(self, run_ids: Sequence[str]) -> dict[str, RunStatus]:
+        ids = list(dict.fromkeys(run_ids))
+        if not ids:
+            return {}
+        return dict(await self._read(_run_statuses, ids))
+
     # ----------------------------------------------------------------- steps
 
-    async def record_step(self, step: StepRecord) -> None:
-        await self._write(_upsert_step, codec.step_row(step, _T))
+    async def record_step(self, step: StepRecord, events: Sequence[EventRecord] = ()) -> None:
+        row = codec.step_row(step, _T)
+        if not events:
+            await self._write(_upsert_step, row)
+            return
+        rows = [codec.event_row(e, _T) for e in events]
+        # One job: one transaction (or one savepoint of a group commit), all or nothing.
+        await self._write(_upsert_step_and_append, row, list(events), rows)
 
     async def steps(self, run_id: str) -> list[StepRecord]:
         rows = await self._read(_select_steps, run_id, False)
@@ -261,6 +273,26 @@ def _list_runs(status: str | None, limit: int, conn: sqlite3.Connection) -> list
 def _upsert_step(row: Row, conn: sqlite3.Connection) -> None:
     with _of_known_run(row[0]):
         conn.execute(_SQL.upsert_step, row)
+
+
+def _upsert_step_and_append(
+    row: Row, events: list[EventRecord], rows: list[Row], conn: sqlite3.Connection
+) -> None:
+    # Check the batch before writing the step, so a refused batch writes nothing; the
+    # worker rolls back the job (its transaction or savepoint) on any error anyway.
+    _append_events(row[0], events, rows, conn)
+    _upsert_step(row, conn)
+
+
+_STATUS_CHUNK = 500  # well under SQLite's limit on bound parameters
+
+
+def _run_statuses(ids: list[str], conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    for start in range(0, len(ids), _STATUS_CHUNK):
+        chunk = ids[start : start + _STATUS_CHUNK]
+        found += conn.execute(_SQL.run_statuses(len(chunk)), chunk).fetchall()
+    return found
 
 
 def _select_steps(run_id: str, succeeded_only: bool, conn: sqlite3.Connection) -> list[Row]:
