@@ -21,9 +21,10 @@ from orchestrion.errors import (
 )
 from orchestrion.guards.budget import Ledger
 from orchestrion.runtime import events as ev
-from orchestrion.runtime.context import Checkpoint, Journal, RunContext, bounded
+from orchestrion.runtime.context import Checkpoint, Journal, RunContext
 from orchestrion.runtime.result import RunResult, Status
 from orchestrion.runtime.scope import Scope
+from orchestrion.runtime.timers import bounded
 from orchestrion.security.envelope import origin
 
 if TYPE_CHECKING:
