@@ -6,6 +6,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from fault_shapes import Doc, GenIn, Review, Verdict
 from pydantic import BaseModel
 
 from orchestrion.agents.function import FunctionAgent, agent
@@ -22,27 +23,6 @@ from orchestrion.patterns.parallel import parallel
 from orchestrion.patterns.refine import refine
 from orchestrion.runtime.policy import Policy
 from orchestrion.workflow import Workflow
-
-
-class Doc(BaseModel):
-    text: str
-
-
-class GenIn(BaseModel):
-    text: str
-    feedback: str | None = None
-    previous: Doc | None = None
-
-
-class Review(BaseModel):
-    input: Doc
-    draft: Doc
-    round: int
-
-
-class Verdict(BaseModel):
-    accepted: bool
-    feedback: str = ""
 
 
 class Page(BaseModel):
