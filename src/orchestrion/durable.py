@@ -13,7 +13,10 @@ without repeating or paying again for any completed step.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from orchestrion.contracts.contract import dump_payload
@@ -25,7 +28,7 @@ from orchestrion.runtime.events import EVENT_TYPES, StepStarted, event_from_dict
 from orchestrion.runtime.journal import CancelPoller, StoreJournal, journaled_step
 from orchestrion.runtime.result import RunResult
 from orchestrion.runtime.run import execute, new_id, validate_input
-from orchestrion.store import ApprovalRecord, RunRecord, Store
+from orchestrion.store import ApprovalExpired, ApprovalRecord, RunRecord, Store, utcnow
 from orchestrion.workflow import Workflow
 
 
@@ -86,6 +89,30 @@ class Runner:
         return await self.store.decide_approval(
             request_id, decision=decision, by=by, action_hash=request.action_hash,
             edited_action=edited, reason=reason)
+
+    async def expire_overdue(self, workflow_of: Callable[[RunRecord], Workflow], *,
+                             now: datetime | None = None) -> list[RunResult]:
+        """End the wait of paused runs whose approval requests are past their expiry.
+
+        A wait on a human is bounded like any other wait: each overdue request is
+        journaled as expired and its run resumed, so it fails at the step that waited
+        (ApprovalRejected, reason "expired") with its partial results kept.  Call it
+        periodically (``orchestrion expire``); ``workflow_of`` maps a run to its workflow.
+        """
+        now = now or utcnow()
+        finished = []
+        for run in await self.store.list_runs(status="paused", limit=10_000):
+            overdue = [a for a in await self.store.pending_approvals(run.run_id)
+                       if a.is_expired(now)]
+            for request in overdue:
+                # A decision past the deadline is refused, and the expiry journaled.
+                with contextlib.suppress(ApprovalExpired):
+                    await self.store.decide_approval(
+                        request.request_id, decision="rejected", by="orchestrion:expiry",
+                        action_hash=request.action_hash, reason="expired", now=now)
+            if overdue:
+                finished.append(await self.resume(run.run_id, workflow_of(run)))
+        return finished
 
     async def cancel(self, run_id: str) -> RunRecord:
         """Cancel a run cooperatively: no new call starts; the journal stays consistent."""

@@ -18,3 +18,13 @@ def shout(d: Doc) -> Doc:
 def build() -> Workflow:
     editor = HumanAgent("editor", Contract(Doc, Doc), prompt="edit the draft")
     return Workflow(chain("editor", "shout"), agents=[editor, shout], name="edit-and-shout")
+
+
+def build_expiring() -> Workflow:
+    """The same flow, where the editor's request expires after 10 ms."""
+    from orchestrion import Policy
+    from orchestrion.hitl.levels import Hitl
+
+    editor = HumanAgent("editor", Contract(Doc, Doc), prompt="edit the draft")
+    return Workflow(chain("editor", "shout"), agents=[editor, shout], name="edit-and-shout",
+                    policy=Policy(hitl=Hitl(level=0, expires_after_s=0.01)))

@@ -83,3 +83,15 @@ def test_explain_names_the_culprit_of_a_journaled_failure(cli):
     assert (x["culprit_step"], x["culprit_agent"]) == ("chain[1]/relay", "relay")
     assert "n must be positive" in x["cause"]
     assert "bad-input" in cli("explain", failed["run_id"])
+
+
+def test_expire_ends_runs_whose_approval_wait_is_over(cli):
+    import time
+
+    flow = f"{Path(__file__).parent / 'approval_flow.py'}:build_expiring"
+    run_id = json.loads(cli("run", flow, "--input", '{"text": "x"}', "--json"))["run_id"]
+    time.sleep(0.05)
+    (ended,) = json.loads(cli("expire", "--json"))
+    assert ended["run_id"] == run_id and ended["status"] == "failed"
+    assert "expired" in ended["error"]
+    assert json.loads(cli("expire", "--json")) == []

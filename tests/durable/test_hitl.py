@@ -170,3 +170,20 @@ async def test_expired_request_cannot_be_approved_and_ends_the_run(store):
         await runner.decide(request.request_id, decision="approved", by="late")
     failed = await runner.resume(paused.run_id, w)
     assert isinstance(failed.error, ApprovalRejected) and "expired" in str(failed.error)
+
+
+async def test_a_wait_on_a_human_is_bounded_by_the_expiry_sweep(store):
+    w = wf(chain("prep", "a"), [s("prep"), s("a")],
+           Hitl(level=1, gates=(Gate("a"),), expires_after_s=0.05))
+    runner = Runner(store)
+    paused = await runner.run(w, {"text": "x"})
+    assert await runner.expire_overdue(lambda run: w) == []  # not overdue yet
+    await asyncio.sleep(0.1)
+    (ended,) = await runner.expire_overdue(lambda run: w)
+    assert ended.run_id == paused.run_id and ended.status == "failed"
+    err = ended.error
+    assert isinstance(err, ApprovalRejected) and "expired" in str(err)
+    assert err.step == "chain[1]/a" and err.agent == "a"  # the timeout names the waiting step
+    assert "chain[0]/prep" in ended.partial
+    assert await store.pending_approvals(paused.run_id) == []
+    assert (await store.get_run(paused.run_id)).status == "failed"

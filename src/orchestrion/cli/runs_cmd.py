@@ -190,6 +190,27 @@ def register(app: typer.Typer) -> None:
             console.print(explain_command(result))
 
     @app.command()
+    def expire(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+        """Fail paused runs whose approval requests are past their expiry (run it from cron)."""
+        from orchestrion.cli.main import load_workflow
+
+        def workflow_of(run: RunRecord) -> Any:
+            ref = run.metadata.get("ref")
+            if not ref:
+                raise typer.BadParameter(f"run {run.run_id} has no workflow reference")
+            return load_workflow(ref)
+
+        results = with_store(store, lambda s: Runner(s).expire_overdue(workflow_of))
+        if as_json:
+            print(json.dumps([{"run_id": r.run_id, "status": r.status,
+                               "error": None if r.error is None else str(r.error)}
+                              for r in results], indent=2))
+        else:
+            for r in results:
+                console.print(f"{r.run_id}: [bold]{r.status}[/] {r.error or ''}")
+            console.print(f"{len(results)} run(s) ended by expired approvals")
+
+    @app.command()
     def cancel(run_id: str, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
         """Cancel a run: no new step starts; the journal stays consistent."""
         run = with_store(store, lambda s: Runner(s).cancel(run_id))
