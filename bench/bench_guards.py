@@ -7,7 +7,7 @@ Workloads (trivial function agents, so the figures are pure runtime overhead):
 * chain  -- a 5-step chain: the common case; every step passes every guard's hooks,
             but no step is inside a loop, so progress detection only classifies keys.
 * refine -- a 5-round refine loop (10 steps): every step is inside a loop scope, so
-            progress detection fingerprints every input and output.
+            progress detection fingerprints every output (inputs only when an output repeats).
 
 Configurations: no guards; each guard alone (ProgressGuard, CircuitBreaker,
 SpendApproval); all three.  Timing: ``time.perf_counter`` over many runs after a

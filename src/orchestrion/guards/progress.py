@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from orchestrion.errors import LoopDetected
@@ -68,6 +69,12 @@ def loop_site(key: str, loops: Iterable[str] = LOOP_KINDS) -> LoopSite | None:
         if bracket and base in loops:
             return LoopSite("/".join([*parts[:i], base]), base, index, "/".join(parts[i + 1 :]))
     return None
+
+
+@lru_cache(maxsize=4096)
+def _cached_site(key: str, loops: frozenset[str]) -> LoopSite | None:
+    """:func:`loop_site` memoized: the rounds of a loop reuse the same few keys."""
+    return loop_site(key, loops)
 
 
 @dataclass(slots=True)
@@ -144,19 +151,26 @@ class ProgressGuard:
         run = self._runs.get(ctx.run_id)
         if run is not None:
             run.inputs.pop(key, None)
-        if not any(marker in key for marker in self._markers):
+        for marker in self._markers:
+            if marker in key:
+                break
+        else:
             return  # not in a loop: the common case costs a few substring tests
-        site = loop_site(key, self.loops)
+        site = _cached_site(key, self.loops)
         if site is None:
             return
-        run = run or self._run(ctx)
-        scope = run.scopes.setdefault(site.scope, _Scope())
+        if run is None:
+            run = self._run(ctx)
+        scope = run.scopes.get(site.scope)
+        if scope is None:
+            scope = run.scopes[site.scope] = _Scope()
         out_fp = fingerprint(output)
-        if site.direct and site.kind == "handoff":
-            scope.trail.append((agent, out_fp, key))
-            self._check_ping_pong(scope, site)
-        if site.direct and site.kind == "refine":
-            self._check_stalled(scope, site, agent, key, out_fp)
+        if "/" not in site.position:  # site.direct, inlined on the hot path
+            if site.kind == "refine":
+                self._check_stalled(scope, site, agent, key, out_fp)
+            elif site.kind == "handoff":
+                scope.trail.append((agent, out_fp, key))
+                self._check_ping_pong(scope, site)
         self._check_repeat(scope, site, agent, key, payload, out_fp)
 
     def finished(self, ctx: RunContext) -> None:
@@ -240,17 +254,18 @@ class ProgressGuard:
         Inputs are fingerprinted only when an output repeats: a loop that makes
         progress never pays for them.
         """
-        same_output = scope.seen.setdefault((site.position, agent, out_fp), [])
-        if same_output:
-            in_fp = fingerprint(payload)
-            for entry in same_output:
-                if entry[2] is None:
-                    entry[2] = fingerprint(entry[0])
-                if entry[2] == in_fp:
-                    raise _repeated(scope, site, agent, key, entry[1])
-            same_output.append([payload, key, in_fp])
-        else:
-            same_output.append([payload, key, None])
+        seen_key = (site.position, agent, out_fp)
+        same_output = scope.seen.get(seen_key)
+        if same_output is None:
+            scope.seen[seen_key] = [[payload, key, None]]
+            return
+        in_fp = fingerprint(payload)
+        for entry in same_output:
+            if entry[2] is None:
+                entry[2] = fingerprint(entry[0])
+            if entry[2] == in_fp:
+                raise _repeated(scope, site, agent, key, entry[1])
+        same_output.append([payload, key, in_fp])
 
     def _check_stalled(
         self, scope: _Scope, site: LoopSite, agent: str, key: str, out_fp: str
