@@ -151,3 +151,29 @@ async def test_cancel_stops_new_calls_and_is_final(store):
     with pytest.raises(RunNotResumable):
         await runner.resume(run_id, wf)
     assert Cancelled  # the signal type the run ended on is not an error
+
+
+async def test_a_timed_out_side_effect_is_not_repeated_without_confirmation(backend):
+    from orchestrion import Retry, agent
+
+    effects = []
+
+    @agent(idempotent=False, timeout_s=0.05)
+    async def pay(d: Doc) -> Doc:
+        effects.append(d.text)  # the effect happens ...
+        if len(effects) == 1:
+            await asyncio.sleep(1)  # ... then the step times out mid-flight
+        return Doc(text="paid")
+
+    wf = Workflow(chain("pay"), agents=[pay], policy=Policy(retry=Retry(max_attempts=1)))
+    async with backend.make() as store:
+        runner = Runner(store)
+        first = await runner.run(wf, {"text": "x"})
+        assert first.status == "failed"
+        paused = await runner.resume(first.run_id, wf)
+        assert paused.status == "paused" and effects == ["x"]  # a human must confirm
+        (request,) = await store.pending_approvals(first.run_id)
+        assert request.action["kind"] == "rerun"
+        await runner.decide(request.request_id, decision="approved", by="ops")
+        done = await runner.resume(first.run_id, wf)
+        assert done.ok and effects == ["x", "x"]

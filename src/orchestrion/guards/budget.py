@@ -162,6 +162,14 @@ class Ledger:
         if over is not None:
             raise over
 
+    def release(self, reservation: Reservation) -> None:
+        """Give back a reservation whose call spent nothing (it failed or was cancelled)."""
+        node: Ledger | None = self
+        while node is not None:
+            node._reserved_usd -= reservation.usd
+            node._reserved_tokens -= reservation.tokens
+            node = node.parent
+
     def remaining(self) -> Budget:
         """What is left in this scope (ancestors not considered)."""
         b = self.budget

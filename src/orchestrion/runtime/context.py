@@ -612,7 +612,7 @@ class StepContext:
         try:
             response = await provider.complete(request)
         except BaseException:
-            self.ledger.settle(reservation, ZERO, step=self.key, agent=self.agent)
+            self.ledger.release(reservation)  # nothing spent; never mask the real exception
             raise
         usage = response.usage if response.usage.requests else Usage(
             response.usage.input_tokens, response.usage.output_tokens, 1, response.usage.usd)
@@ -654,6 +654,8 @@ class StepContext:
                               tainted_by=self.tainted_by)
         out = await self.run.call(agent, env, key=key, ledger=self.ledger, caller=self.agent)
         self.extra_sources += (out,)
+        if out.tainted:  # what a delegate read taints this step too, before it acts on it
+            self.tainted_by += tuple(t for t in out.taint_sources if t not in self.tainted_by)
         return out.payload
 
     def output_model(self) -> type[BaseModel]:

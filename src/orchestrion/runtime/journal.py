@@ -215,7 +215,9 @@ class StoreJournal:
         for rec in steps:
             if rec.status in ("failed", "cancelled") and id(rec) not in self._written:
                 self._written.add(id(rec))
-                attempt = self._begun[rec.key].attempt if rec.key in self._begun else 1
+                # A begun non-idempotent step keeps its "started" row: the failure goes in
+                # the next attempt, so a resume still asks before repeating the effect.
+                attempt = self._begun[rec.key].attempt + 1 if rec.key in self._begun else 1
                 await self.store.record_step(StoredStep(
                     run_id=self.run_id, key=rec.key, attempt=attempt, agent=rec.agent,
                     input=dump_payload(rec.input), status="failed",
