@@ -187,3 +187,31 @@ async def test_a_wait_on_a_human_is_bounded_by_the_expiry_sweep(store):
     assert "chain[0]/prep" in ended.partial
     assert await store.pending_approvals(paused.run_id) == []
     assert (await store.get_run(paused.run_id)).status == "failed"
+
+
+async def test_an_approved_output_of_a_side_effect_step_is_not_questioned_again(store):
+    pay = s("pay", [{"text": "paid"}], idempotent=False)
+    w = wf("pay", [pay], Hitl(level=1, gates=(Gate("pay", when="after"),)))
+    runner = Runner(store)
+    paused = await runner.run(w, {"text": "x"})
+    assert paused.pending[0]["kind"] == "after"
+    await decide_all(runner, paused.run_id)
+    done = await runner.resume(paused.run_id, w)
+    assert done.ok and done.output == Doc(text="paid")
+    assert pay.calls == 1  # no spurious "was it interrupted?" question, no second call
+
+
+async def test_a_failed_expiry_sweep_leaves_nothing_stranded(store):
+    w = wf("a", [s("a")], Hitl(level=1, gates=(Gate("a"),), expires_after_s=0.01))
+    runner = Runner(store)
+    paused = await runner.run(w, {"text": "x"})
+    await asyncio.sleep(0.05)
+
+    def broken(run):
+        raise LookupError("workflow registry unavailable")
+
+    with pytest.raises(LookupError):
+        await runner.expire_overdue(broken)
+    assert (await store.get_run(paused.run_id)).status == "paused"
+    (ended,) = await runner.expire_overdue(lambda run: w)
+    assert ended.status == "failed" and "expired" in str(ended.error)

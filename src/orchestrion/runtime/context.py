@@ -242,14 +242,10 @@ class RunContext:
             replayed = await journal.replay(key, fingerprint)
             if replayed is not None and replayed.status == "succeeded":
                 return self._replay(replayed, env, agent)
-            if replayed is not None and not getattr(agent, "idempotent", True):
-                # Begun by a process that died: it may have had its effect. Never repeat
-                # blindly; a human confirms (the agent may use ctx.idempotency_key instead).
-                if self.checkpoint is None:
-                    raise AgentFailed(f"non-idempotent step {key} was interrupted and "
-                                      "cannot be confirmed without a HITL checkpoint",
-                                      step=key, agent=name)
-                await self.checkpoint.confirm_rerun(self, key, agent, env.payload)
+            # Begun earlier but never finished: it may have had its effect.
+            interrupted = replayed is not None and not getattr(agent, "idempotent", True)
+        else:
+            interrupted = False
         try:
             payload = coerce(contract.input, env.payload)
         except ValidationError as exc:
@@ -269,6 +265,13 @@ class RunContext:
             decided = await self.checkpoint.resolved(self, key, agent, payload)
             if decided is not None:  # a human already decided this step's output
                 return await self._human_output(agent, env, payload, decided, key, fingerprint)
+        if interrupted:
+            # Never repeat a side effect blindly: a human confirms (an agent that passes
+            # ctx.idempotency_key to its effect can be declared idempotent instead).
+            if self.checkpoint is None:
+                raise AgentFailed(f"non-idempotent step {key} was interrupted and cannot be "
+                                  "confirmed without a HITL checkpoint", step=key, agent=name)
+            await self.checkpoint.confirm_rerun(self, key, agent, payload)
         if journal is not None and not getattr(agent, "idempotent", True):
             await journal.started(key, name, payload, fingerprint)
         policy = self.policy
@@ -585,6 +588,11 @@ class StepContext:
     @property
     def run_id(self) -> str:
         return self.run.run_id
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable across retries and resumes of this step: pass it to external effects."""
+        return f"{self.run.run_id}:{self.key}"
 
     @property
     def tainted(self) -> bool:
