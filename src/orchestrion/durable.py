@@ -14,6 +14,7 @@ without repeating or paying again for any completed step.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -21,7 +22,7 @@ from typing import Any
 
 from orchestrion.contracts.contract import dump_payload
 from orchestrion.cost.usage import Usage
-from orchestrion.errors import DefinitionChanged, RunNotResumable
+from orchestrion.errors import DefinitionChanged, RunError, RunNotResumable
 from orchestrion.hitl.gate import HitlGate
 from orchestrion.runtime.errorcodec import error_from_dict, error_to_dict
 from orchestrion.runtime.events import EVENT_TYPES, StepStarted, event_from_dict
@@ -102,16 +103,20 @@ class Runner:
         now = now or utcnow()
         finished = []
         for run in await self.store.list_runs(status="paused", limit=10_000):
-            overdue = [a for a in await self.store.pending_approvals(run.run_id)
-                       if a.is_expired(now)]
+            pending = await self.store.pending_approvals(run.run_id)
+            overdue = [a for a in pending if a.is_expired(now)]
+            # A paused run with nothing pending had its expiry journaled by a sweep that
+            # failed before resuming it: it is picked up again here, never stranded.
+            if pending and not overdue:
+                continue
+            workflow = workflow_of(run)  # before journaling anything: a bad ref changes nothing
             for request in overdue:
                 # A decision past the deadline is refused, and the expiry journaled.
                 with contextlib.suppress(ApprovalExpired):
                     await self.store.decide_approval(
                         request.request_id, decision="rejected", by="orchestrion:expiry",
                         action_hash=request.action_hash, reason="expired", now=now)
-            if overdue:
-                finished.append(await self.resume(run.run_id, workflow_of(run)))
+            finished.append(await self.resume(run.run_id, workflow))
         return finished
 
     async def cancel(self, run_id: str) -> RunRecord:
@@ -120,11 +125,17 @@ class Runner:
         if record.finished:
             raise RunNotResumable(f"run {run_id} already {record.status}",
                                   hint="a finished run cannot be cancelled")
+        # Compare-and-set: the run's own final write may land between the read above
+        # and this one; a run that finished meanwhile is not cancelled.
+        stored = await self.store.update_run(
+            run_id, status="cancelled", only_if=("running", "paused"))
+        if stored.status != "cancelled":
+            raise RunNotResumable(f"run {run_id} already {stored.status}",
+                                  hint="a finished run cannot be cancelled")
         live = self._live.get(run_id)
         if live is not None:
             live.cancel()
-        await self.store.update_run(run_id, status="cancelled")
-        return await self.store.get_run(run_id)
+        return stored
 
     async def result(self, run_id: str) -> RunResult:
         """The journaled run as a RunResult (typed error, steps, events), for show/explain."""
@@ -170,12 +181,28 @@ class Runner:
                 trace_id=record.trace_id)
             await journal.record_failures(list(result.steps))
             await journal.close()
-            latest = await self.store.get_run(run_id)
-            status = "cancelled" if latest.status == "cancelled" else result.status
-            await self.store.update_run(
-                run_id, status=status, output=dump_payload(result.output),
-                error=None if result.error is None else error_to_dict(result.error),
-                usage={**result.usage.to_dict(), "calls": result.calls})
+            final: dict[str, Any] = {
+                "output": dump_payload(result.output),
+                "error": None if result.error is None else error_to_dict(result.error),
+                "usage": {**result.usage.to_dict(), "calls": result.calls}}
+            # Compare-and-set: never overwrite a cancel that landed meanwhile.
+            stored = await self.store.update_run(
+                run_id, status=result.status, only_if=("running", "paused", "failed"), **final)
+            if stored.status == "cancelled" and result.status != "cancelled":
+                # Cancelled meanwhile: still journal what the run did and what it cost.
+                await self.store.update_run(
+                    run_id, status="cancelled", only_if=["cancelled"], **final)
+                result = dataclasses.replace(result, status="cancelled")
+        except Exception as exc:
+            # A store or runtime fault after the flow ran: never leave the run looking live.
+            # (A cancelled task is different: the run stays "running", i.e. resumable.)
+            failure = RunError(f"internal error: {type(exc).__name__}: {exc}",
+                               hint="resume the run once the cause is fixed")
+            with contextlib.suppress(Exception):  # the store itself may be what failed
+                await self.store.update_run(run_id, status="failed",
+                                            error=error_to_dict(failure),
+                                            only_if=("running", "paused"))
+            raise
         finally:
             self._live.pop(run_id, None)
             self._cancels.unwatch(journal)

@@ -177,3 +177,18 @@ async def test_a_timed_out_side_effect_is_not_repeated_without_confirmation(back
         await runner.decide(request.request_id, decision="approved", by="ops")
         done = await runner.resume(first.run_id, wf)
         assert done.ok and effects == ["x", "x"]
+
+
+async def test_a_store_fault_after_the_flow_never_leaves_the_run_looking_live():
+    from orchestrion.store import MemoryStore, StoreUnavailable
+
+    class FlakyEvents(MemoryStore):
+        async def append_events(self, run_id, events):
+            raise StoreUnavailable("disk full", hint="free some space")
+
+    async with FlakyEvents() as store:
+        wf = Workflow("a", agents=[s("a")])
+        with pytest.raises(StoreUnavailable):
+            await Runner(store).run(wf, {"text": "x"})
+        (run,) = await store.list_runs()
+        assert run.status == "failed" and "disk full" in run.error["message"]

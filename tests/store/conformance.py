@@ -136,6 +136,71 @@ class RunsConformance:
             await store.update_run("run-1", status="exploded")  # type: ignore[arg-type]
         assert (await store.get_run("run-1")).status == "running"
 
+    async def test_update_returns_the_stored_run(self, store: Store) -> None:
+        await store.create_run(make_run())
+        updated = await store.update_run("run-1", status="paused", now=at(3))
+        assert updated == await store.get_run("run-1")
+
+    async def test_compare_and_set_applies_when_the_status_matches(self, store: Store) -> None:
+        await store.create_run(make_run())
+        done = await store.update_run(
+            "run-1", status="succeeded", output={"a": 1}, now=at(4), only_if=("running", "paused")
+        )
+        assert (done.status, done.output, done.updated_at) == ("succeeded", {"a": 1}, at(4))
+        assert await store.get_run("run-1") == done
+
+    async def test_compare_and_set_changes_nothing_when_it_does_not(self, store: Store) -> None:
+        await store.create_run(make_run(status="succeeded", output={"a": 1}))
+        before = await store.get_run("run-1")
+        after = await store.update_run(
+            "run-1", status="cancelled", output={"b": 2}, error={"type": "X"}, now=at(7),
+            only_if=("running", "paused"),
+        )  # fmt: skip
+        assert after == before == await store.get_run("run-1")
+        assert await store.update_run("run-1", status="failed", only_if=()) == before
+
+    async def test_compare_and_set_on_an_unknown_run_is_unknown_run(self, store: Store) -> None:
+        with pytest.raises(UnknownRun) as info:
+            await store.update_run("nope", status="cancelled", only_if=("running",))
+        assert info.value.run_id == "nope"
+
+    async def test_compare_and_set_refuses_unknown_statuses(self, store: Store) -> None:
+        await store.create_run(make_run())
+        for bad in (("exploded",), "running"):
+            with pytest.raises(InvalidRecord):
+                await store.update_run("run-1", status="paused", only_if=bad)  # type: ignore[arg-type]
+        assert (await store.get_run("run-1")).status == "running"
+
+    async def test_concurrent_compare_and_set_writers_exactly_one_wins(self, backend: Any) -> None:
+        # Separate store instances on the same journal where the store is durable, so
+        # the writers race through the database, not through one connection.
+        stores = [backend.make() for _ in range(4 if backend.durable else 1)]
+        for s in stores:
+            await s.open()
+        try:
+            for i in range(5):
+                run_id = f"race-{i}"
+                await stores[0].create_run(make_run(run_id))
+                statuses = ["succeeded", "cancelled", "failed", "paused"] * 2
+                writers = [
+                    (stores[n % len(stores)], status, at(n + 1))
+                    for n, status in enumerate(statuses)
+                ]
+                results = await asyncio.gather(
+                    *(
+                        s.update_run(run_id, status=status, now=now, only_if=("running",))
+                        for s, status, now in writers
+                    )
+                )
+                final = await stores[0].get_run(run_id)
+                winners = [w for w in writers if (w[1], w[2]) == (final.status, final.updated_at)]
+                assert len(winners) == 1
+                # Every writer, winner or not, gets the run as the winner left it.
+                assert all(r == final for r in results)
+        finally:
+            for s in stores:
+                await s.close()
+
     async def test_list_runs_newest_first_with_status_and_limit(self, store: Store) -> None:
         for i, status in enumerate(["running", "succeeded", "running", "failed"]):
             await store.create_run(make_run(f"run-{i}", status=status, created_at=at(i)))
@@ -316,8 +381,10 @@ class StepWithEventsConformance:
             written = 0
             for i in range(15):
                 last = await store.last_event_seq("run-1")
-                batch = [EventRecord(run_id="run-1", seq=last + n, kind="tick", data={"w": worker})
-                         for n in (1, 2)]
+                batch = [
+                    EventRecord(run_id="run-1", seq=last + n, kind="tick", data={"w": worker})
+                    for n in (1, 2)
+                ]
                 try:
                     await store.record_step(make_step(f"w{worker}-{i}"), batch)
                     written += 1

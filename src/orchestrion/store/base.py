@@ -20,7 +20,7 @@ The contract, for every store:
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
@@ -92,8 +92,16 @@ class Store(Protocol):
         error: dict[str, JSON] | _Unset | None = UNSET,
         usage: dict[str, JSON] | _Unset = UNSET,
         now: datetime | None = None,
+        only_if: Collection[RunStatus] | None = None,
     ) -> RunRecord:
-        """Set a run's status (and the given fields) and return the updated run."""
+        """Set a run's status (and the given fields) and return the run as stored.
+
+        With ``only_if``, a compare-and-set: the update applies only if the run's
+        current status is one of ``only_if``, atomically with the check; otherwise
+        nothing is written.  Either way the run as stored after the call is
+        returned, so the caller sees by its status whether the update applied.
+        UnknownRun if there is no such run.
+        """
         ...
 
     async def get_run(self, run_id: str) -> RunRecord:
@@ -208,6 +216,25 @@ def check_limit(limit: int | None) -> None:
     """Refuse a limit below one, which would silently return nothing."""
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
+
+
+def check_only_if(only_if: Collection[str] | None) -> tuple[str, ...] | None:
+    """Check the statuses of an ``update_run`` compare-and-set; a sorted tuple, or None."""
+    if only_if is None:
+        return None
+    if isinstance(only_if, str):
+        raise InvalidRecord(
+            f"only_if must be a collection of run statuses, not the string {only_if!r}",
+            hint='pass a tuple, e.g. only_if=("running",)',
+        )
+    statuses = tuple(sorted(set(only_if)))
+    unknown = [s for s in statuses if s not in RUN_STATUSES]
+    if unknown:
+        raise InvalidRecord(
+            f"only_if statuses {unknown} are not among {sorted(RUN_STATUSES)}",
+            hint="pass run statuses",
+        )
+    return statuses
 
 
 def run_update(status: str, output: Any, error: Any, usage: Any) -> dict[str, Any]:

@@ -8,12 +8,12 @@ store; a store only supplies the step that reads and writes its own rows.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any
 
 from orchestrion.store import approvals
-from orchestrion.store.base import UNSET, Store, _Unset, run_update
+from orchestrion.store.base import UNSET, Store, _Unset, check_only_if, run_update
 from orchestrion.store.errors import ApprovalExpired
 from orchestrion.store.records import JSON, ApprovalRecord, RunRecord, RunStatus, utcnow
 
@@ -33,9 +33,11 @@ class CommonStore(Store):
         error: dict[str, JSON] | _Unset | None = UNSET,
         usage: dict[str, JSON] | _Unset = UNSET,
         now: datetime | None = None,
+        only_if: Collection[RunStatus] | None = None,
     ) -> RunRecord:
         fields = run_update(status, output, error, usage)
-        return await self._save_run_update(run_id, status, fields, now or utcnow())
+        expected = check_only_if(only_if)
+        return await self._save_run_update(run_id, status, fields, now or utcnow(), expected)
 
     async def decide_approval(
         self,
@@ -66,9 +68,18 @@ class CommonStore(Store):
 
     @abc.abstractmethod
     async def _save_run_update(
-        self, run_id: str, status: RunStatus, fields: dict[str, Any], now: datetime
+        self,
+        run_id: str,
+        status: RunStatus,
+        fields: dict[str, Any],
+        now: datetime,
+        only_if: tuple[str, ...] | None,
     ) -> RunRecord:
-        """Write a checked update (``fields`` by record field name) and return the run."""
+        """Write a checked update (``fields`` by record field name); return the stored run.
+
+        With ``only_if`` (checked, non-empty or empty tuple), write only if the run's
+        status is among them, atomically; the run is returned either way.
+        """
 
     @abc.abstractmethod
     async def _judge_approval(

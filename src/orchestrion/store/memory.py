@@ -81,9 +81,17 @@ class MemoryStore(CommonStore):
         self._events[run.run_id] = []
 
     async def _save_run_update(
-        self, run_id: str, status: RunStatus, fields: dict[str, Any], now: datetime
+        self,
+        run_id: str,
+        status: RunStatus,
+        fields: dict[str, Any],
+        now: datetime,
+        only_if: tuple[str, ...] | None,
     ) -> RunRecord:
+        # No await from the check to the write: no other task can interleave.
         current = codec.run_from_row(self._run_row(run_id), _T)
+        if only_if is not None and current.status not in only_if:
+            return current
         updated = dataclasses.replace(current, status=status, updated_at=now, **fields)
         self._runs[run_id] = codec.run_row(updated, _T)
         return codec.run_from_row(self._runs[run_id], _T)

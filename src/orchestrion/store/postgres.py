@@ -188,11 +188,21 @@ class PostgresStore(CommonStore):
             raise DuplicateRecord("run", run.run_id) from None
 
     async def _save_run_update(
-        self, run_id: str, status: RunStatus, fields: dict[str, Any], now: datetime
+        self,
+        run_id: str,
+        status: RunStatus,
+        fields: dict[str, Any],
+        now: datetime,
+        only_if: tuple[str, ...] | None,
     ) -> RunRecord:
         changes = codec.run_changes(run_id, status, fields, now, _T)
-        sql = f"{_SQL.update_run(changes)} RETURNING {_SQL.run_columns}"
-        row = await self._one(sql, (*changes.values(), run_id))
+        expected = None if only_if is None else len(only_if)
+        sql = f"{_SQL.update_run(changes, expected)} RETURNING {_SQL.run_columns}"
+        row = await self._one(sql, (*changes.values(), run_id, *(only_if or ())))
+        if row is None and only_if is not None:
+            # The compare-and-set did not apply (the row lock made it wait for, then
+            # re-check against, any concurrent writer): return the run as it is now.
+            row = await self._one(_SQL.select_run, (run_id,))
         if row is None:
             raise UnknownRun(run_id)
         return codec.run_from_row(row, _T)

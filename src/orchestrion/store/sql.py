@@ -77,9 +77,16 @@ class Statements:
         marks = ", ".join(self.mark for _ in range(count))
         return f"SELECT run_id, status FROM runs WHERE run_id IN ({marks})"
 
-    def update_run(self, columns: Iterable[str]) -> str:
-        """Set ``columns`` (fixed names, never user input) of the run with the last parameter."""
-        return f"UPDATE runs SET {self._assignments(columns)} WHERE run_id = {self.mark}"
+    def update_run(self, columns: Iterable[str], only_if: int | None = None) -> str:
+        """Set ``columns`` (fixed names, never user input) of the run with the parameter
+        after them; with ``only_if``, only if its status is one of that many more
+        parameters (none matches an empty set)."""
+        sql = f"UPDATE runs SET {self._assignments(columns)} WHERE run_id = {self.mark}"
+        if only_if is None:
+            return sql
+        if only_if == 0:
+            return f"{sql} AND 1 = 0"
+        return f"{sql} AND status IN ({', '.join(self.mark for _ in range(only_if))})"
 
     def _marks(self, columns: Sequence[str]) -> str:
         return ", ".join(self.mark for _ in columns)

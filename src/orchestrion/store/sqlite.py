@@ -143,10 +143,15 @@ class SQLiteStore(CommonStore):
         await self._write(_insert_run, codec.run_row(run, _T), durable=True)
 
     async def _save_run_update(
-        self, run_id: str, status: RunStatus, fields: dict[str, Any], now: datetime
+        self,
+        run_id: str,
+        status: RunStatus,
+        fields: dict[str, Any],
+        now: datetime,
+        only_if: tuple[str, ...] | None,
     ) -> RunRecord:
         changes = codec.run_changes(run_id, status, fields, now, _T)
-        return codec.run_from_row(await self._write(_update_run, run_id, changes), _T)
+        return codec.run_from_row(await self._write(_update_run, run_id, changes, only_if), _T)
 
     async def get_run(self, run_id: str) -> RunRecord:
         return codec.run_from_row(await self._read(_select_run, run_id), _T)
@@ -251,11 +256,15 @@ def _insert_run(row: Row, conn: sqlite3.Connection) -> None:
         raise
 
 
-def _update_run(run_id: str, sets: dict[str, Any], conn: sqlite3.Connection) -> Row:
-    cur = conn.execute(_SQL.update_run(sets), (*sets.values(), run_id))
-    if cur.rowcount == 0:
+def _update_run(
+    run_id: str, sets: dict[str, Any], only_if: tuple[str, ...] | None, conn: sqlite3.Connection
+) -> Row:
+    # One statement checks and writes; the read after it is in the same transaction.
+    sql = _SQL.update_run(sets, None if only_if is None else len(only_if))
+    cur = conn.execute(sql, (*sets.values(), run_id, *(only_if or ())))
+    if cur.rowcount == 0 and only_if is None:
         raise UnknownRun(run_id)
-    return _select_run(run_id, conn)
+    return _select_run(run_id, conn)  # UnknownRun if a compare-and-set found no run
 
 
 def _select_run(run_id: str, conn: sqlite3.Connection) -> Row:
