@@ -38,6 +38,7 @@ from orchestrion.providers.base import (
 )
 from orchestrion.providers.openai_compat import (
     LOCAL_DUMMY_API_KEY,
+    OPENAI_BASE_URL,
     OpenAICompatProvider,
     context_window_for,
 )
@@ -337,7 +338,7 @@ async def test_token_limit_field_is_configurable(server: FakeOpenAIServer) -> No
 
 def test_openai_host_defaults_to_max_completion_tokens() -> None:
     provider = OpenAICompatProvider(
-        model="gpt-4o", base_url="https://api.openai.com/v1", api_key=TEST_KEY
+        model="gpt-4o", base_url=OPENAI_BASE_URL, api_key=TEST_KEY
     )
     assert provider.token_limit_param == "max_completion_tokens"
     with pytest.raises(ProviderConfigError, match="token_limit_param"):
@@ -719,7 +720,7 @@ def test_resolve_openai(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
     provider = resolve_provider("openai:gpt-4o-mini")
     assert isinstance(provider, OpenAICompatProvider)
-    assert provider.base_url == "https://api.openai.com/v1"
+    assert provider.base_url == OPENAI_BASE_URL  # constructed only; nothing is contacted
     assert provider.model == "gpt-4o-mini"
     assert provider.token_limit_param == "max_completion_tokens"
     tuned = resolve_provider("openai:gpt-4o-mini", context_window=64_000)
